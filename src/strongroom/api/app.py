@@ -1,0 +1,103 @@
+"""The ASGI application: one dispatcher in front of every route.
+
+Order for every request, whatever the path: authenticate (401 before anything else is revealed,
+even whether a route exists) → match the route (400 unknown, 405 wrong method) → check URL
+parameters → read the bounded body → run the handler with the session the gate returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+
+from ..errors import MethodNotAllowedError, NoHandlerError, StrongroomError
+from ..security.gate import Gate
+from .handlers import Call, bulk, cluster, documents, indices
+from .router import Router
+from .wire import Params, error_response, internal_error, read_body
+
+log = logging.getLogger(__name__)
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    max_body_bytes: int = 100 * 1024 * 1024  # Elasticsearch's http.max_content_length
+
+
+def build_router() -> Router:
+    r = Router()
+    get_head = ["GET", "HEAD"]
+    r.add(get_head, ["/"], cluster.root)
+    r.add(["GET"], ["/_cluster/health", "/_cluster/health/{index}"], cluster.health, params=cluster.HEALTH_PARAMS)
+    r.add(["GET"], ["/_cat/indices", "/_cat/indices/{index}"], cluster.cat_indices, params=cluster.CAT_PARAMS)
+    r.add(["GET"], ["/_cat/count", "/_cat/count/{index}"], cluster.cat_count, params=cluster.CAT_PARAMS)
+
+    r.add(["PUT"], ["/{index}"], indices.create, params=indices.INDEX_PARAMS, body=True)
+    r.add(["DELETE"], ["/{index}"], indices.delete, params=indices.INDEX_PARAMS)
+    r.add(["HEAD"], ["/{index}"], indices.exists, params=indices.INDEX_PARAMS)
+    r.add(["GET"], ["/{index}"], indices.get, params=indices.INDEX_PARAMS)
+    r.add(["GET"], ["/_mapping", "/{index}/_mapping"], indices.get_mapping, params=indices.INDEX_PARAMS)
+    r.add(["PUT", "POST"], ["/{index}/_mapping"], indices.put_mapping, params=indices.INDEX_PARAMS, body=True)
+    r.add(["GET"], ["/_settings", "/{index}/_settings"], indices.get_settings, params=indices.INDEX_PARAMS)
+    r.add(["GET", "POST"], ["/_refresh", "/{index}/_refresh"], indices.refresh, params=indices.INDEX_PARAMS)
+    r.add(["GET", "POST"], ["/_count", "/{index}/_count"], indices.count,
+          params=(*indices.INDEX_PARAMS, "q", "preference", "routing"), body=True)
+    r.add(["GET"], ["/_stats", "/{index}/_stats"], indices.stats, params=indices.INDEX_PARAMS)
+
+    r.add(["PUT", "POST"], ["/{index}/_doc/{id}"], documents.index_doc,
+          params=(*documents.WRITE_PARAMS, "op_type", "pipeline"), body=True)
+    r.add(["POST"], ["/{index}/_doc"], documents.index_doc,
+          params=(*documents.WRITE_PARAMS, "op_type", "pipeline"), body=True)
+    r.add(["PUT", "POST"], ["/{index}/_create/{id}"], documents.create_doc,
+          params=(*documents.WRITE_PARAMS, "pipeline"), body=True)
+    r.add(get_head, ["/{index}/_doc/{id}"], documents.get_doc, params=documents.GET_PARAMS)
+    r.add(get_head, ["/{index}/_source/{id}"], documents.get_source, params=documents.GET_PARAMS)
+    r.add(["DELETE"], ["/{index}/_doc/{id}"], documents.delete_doc, params=documents.WRITE_PARAMS)
+    r.add(["POST"], ["/{index}/_update/{id}"], documents.update_doc,
+          params=(*documents.WRITE_PARAMS, "retry_on_conflict", "_source", "_source_includes", "_source_excludes",
+                  "lang"), body=True)
+    r.add(["GET", "POST"], ["/_mget", "/{index}/_mget"], documents.mget,
+          params=("routing", "realtime", "refresh", "_source", "_source_includes", "_source_excludes",
+                  "preference", "stored_fields"), body=True)
+    r.add(["POST", "PUT"], ["/_bulk", "/{index}/_bulk"], bulk.bulk, params=bulk.BULK_PARAMS, body=True)
+    return r
+
+
+def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
+    limits = limits or ApiLimits()
+    router = build_router()
+
+    async def dispatch(request: Request) -> Response:
+        route = None
+        try:
+            raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
+            client = request.client.host if request.client else "unknown"
+            session = await gate.open_session(request.headers.get("authorization"), client, request.url.path)
+            route, path_params, allowed = router.resolve(request.method, raw_path)
+            if route is None:
+                if allowed:
+                    raise MethodNotAllowedError(request.method, request.url.path, allowed)
+                raise NoHandlerError(request.method, request.url.path)
+            params = Params(request, route.params)
+            body = await read_body(request, limits.max_body_bytes) if route.body else b""
+            return await route.handler(Call(request, session, path_params, params, body))
+        except StrongroomError as error:
+            return error_response(request, error)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: log, answer 500, keep serving.
+            return internal_error(request, exc, route.pattern if route else "(unmatched route)")
+        except BaseException as exc:
+            # pyo3 turns a Rust panic into PanicException, which derives from BaseException.
+            if type(exc).__name__ == "PanicException":
+                return internal_error(request, exc, route.pattern if route else "(unmatched route)")
+            raise
+
+    app = Starlette(routes=[StarletteRoute("/{path:path}", dispatch, methods=METHODS)])
+    app.state.router = router
+    return app

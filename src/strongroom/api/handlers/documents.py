@@ -1,0 +1,227 @@
+"""Document endpoints: index, create, get, exists, `_source`, delete, `_update`, `_mget`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from ...errors import (ActionRequestValidationError, JsonParseError, MapperParsingError, NotFoundError,
+                       RequestError, StrongroomError)
+from ...jsonio import loads_strict
+from ...query.source import SourceFilter, source_filter_from_body, source_filter_from_params
+from ...security.session import DocResult, DocWrite, WriteResult
+from ..wire import head_response
+from . import Call
+
+WRITE_PARAMS = ("refresh", "routing", "timeout", "wait_for_active_shards", "require_alias", "if_seq_no",
+                "if_primary_term", "version", "version_type")
+GET_PARAMS = ("routing", "realtime", "refresh", "_source", "_source_includes", "_source_excludes", "preference",
+              "stored_fields", "version", "version_type")
+
+
+def parse_document(raw: bytes) -> Any:
+    """A document body: a JSON object, or a mapper_parsing_exception as Elasticsearch answers."""
+    if not raw.strip():
+        raise ActionRequestValidationError("source is missing")
+    try:
+        document = loads_strict(raw)
+    except JsonParseError as exc:
+        raise MapperParsingError(f"failed to parse: {exc.reason}") from None
+    if not isinstance(document, dict):
+        raise MapperParsingError("failed to parse: the document must be a JSON object")
+    return document
+
+
+def write_result_body(result: WriteResult, *, forced_refresh: bool = False, include_status: bool = False
+                      ) -> tuple[dict[str, Any], int]:
+    outcome = result.outcome
+    if isinstance(outcome, StrongroomError):
+        raise outcome
+    body: dict[str, Any] = {"_index": result.index, "_id": outcome.doc_id, "_version": outcome.version,
+                            "result": outcome.result}
+    if forced_refresh:
+        body["forced_refresh"] = True
+    noop = outcome.result == "noop"
+    body["_shards"] = {"total": 0 if noop else 1, "successful": 0 if noop else 1, "failed": 0}
+    body["_seq_no"] = outcome.seq_no
+    body["_primary_term"] = outcome.primary_term
+    if include_status:
+        body["status"] = outcome.status
+    return body, outcome.status
+
+
+def _write_from_params(call: Call, op: str, doc_id: str | None, document: Any = None, source: bytes | None = None,
+                       update: dict[str, Any] | None = None) -> DocWrite:
+    p = call.params
+    return DocWrite(op, call.path["index"], doc_id, document, source, p.int("if_seq_no"), p.int("if_primary_term"),
+                    p.int("version"), p.str("version_type"), p.str("routing"), update)
+
+
+async def index_doc(call: Call) -> Response:
+    op_type = call.params.str("op_type", "index")
+    if op_type not in ("index", "create"):
+        raise RequestError(f"opType must be 'create' or 'index', found: [{op_type}]")
+    return await _write_document(call, op_type)
+
+
+async def create_doc(call: Call) -> Response:
+    return await _write_document(call, "create")
+
+
+async def _write_document(call: Call, op_type: str) -> Response:
+    if call.params.has("pipeline"):
+        raise RequestError("ingest pipelines are not supported by Strongroom")
+    document = parse_document(call.body)
+    write = _write_from_params(call, op_type, call.path.get("id"), document, call.body)
+    (result,), forced = await call.session.write([write], refresh=call.params.refresh())
+    body, status = write_result_body(result, forced_refresh=forced)
+    return call.json(body, status)
+
+
+async def delete_doc(call: Call) -> Response:
+    write = _write_from_params(call, "delete", call.path["id"])
+    (result,), forced = await call.session.write([write], refresh=call.params.refresh())
+    body, status = write_result_body(result, forced_refresh=forced)
+    return call.json(body, status)
+
+
+UPDATE_KEYS = {"doc", "upsert", "doc_as_upsert", "detect_noop", "_source", "script", "scripted_upsert"}
+
+
+def parse_update_body(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise RequestError("an update request body must be a JSON object")
+    unknown = set(body) - UPDATE_KEYS
+    if unknown:
+        raise JsonParseError(f"[UpdateRequest] unknown field [{sorted(unknown)[0]}]")
+    if "script" in body or body.get("scripted_upsert"):
+        raise RequestError("scripts are not supported by Strongroom; send a partial document in [doc]")
+    if body.get("doc") is None and body.get("upsert") is None:
+        raise ActionRequestValidationError("script or doc is missing")
+    for key in ("doc", "upsert"):
+        if key in body and body[key] is not None and not isinstance(body[key], dict):
+            raise MapperParsingError(f"failed to parse [{key}]: must be a JSON object")
+    for key in ("doc_as_upsert", "detect_noop"):
+        if key in body and not isinstance(body[key], bool):
+            raise RequestError(f"[UpdateRequest] failed to parse field [{key}]: must be a boolean")
+    return body
+
+
+async def update_doc(call: Call) -> Response:
+    body = parse_update_body(call.json_body(required=True))
+    source_filter = source_filter_from_body(body["_source"]) if "_source" in body else None
+    if any(call.params.has(p) for p in ("_source", "_source_includes", "_source_excludes")):
+        source_filter = source_filter_from_params(call.params.str("_source"), call.params.str("_source_includes"),
+                                                  call.params.str("_source_excludes"))
+    write = _write_from_params(call, "update", call.path["id"], update=body)
+    (result,), forced = await call.session.write([write], refresh=call.params.refresh())
+    response, status = write_result_body(result, forced_refresh=forced)
+    if source_filter is not None and source_filter.fetch and result.source is not None:
+        response["get"] = {"_seq_no": response["_seq_no"], "_primary_term": response["_primary_term"],
+                           "found": True, "_source": source_filter.apply(loads_strict(result.source))}
+    return call.json(response, status)
+
+
+def _get_filter(call: Call) -> SourceFilter:
+    if call.params.str("stored_fields"):
+        raise RequestError("[stored_fields] are not supported; Strongroom returns fields from _source")
+    return source_filter_from_params(call.params.str("_source"), call.params.str("_source_includes"),
+                                     call.params.str("_source_excludes"))
+
+
+def doc_body(result: DocResult) -> dict[str, Any]:
+    if result.doc is None:
+        return {"_index": result.index, "_id": result.doc_id, "found": False}
+    doc = result.doc
+    body: dict[str, Any] = {"_index": result.index, "_id": doc.doc_id, "_version": doc.version,
+                            "_seq_no": doc.seq_no, "_primary_term": doc.primary_term, "found": True}
+    if doc.routing is not None:
+        body["_routing"] = doc.routing
+    if result.source is not None:
+        body["_source"] = result.source
+    return body
+
+
+async def _get(call: Call, source_filter: SourceFilter | None) -> DocResult:
+    return await call.session.get(call.path["index"], call.path["id"], routing=call.params.str("routing"),
+                                  realtime=call.params.bool("realtime", True), refresh=call.params.bool("refresh"),
+                                  source_filter=source_filter)
+
+
+async def get_doc(call: Call) -> Response:
+    head = call.request.method == "HEAD"
+    result = await _get(call, SourceFilter(fetch=False) if head else _get_filter(call))
+    if head:
+        return head_response(200 if result.doc is not None else 404)
+    return call.json(doc_body(result), 200 if result.doc is not None else 404)
+
+
+async def get_source(call: Call) -> Response:
+    head = call.request.method == "HEAD"
+    result = await _get(call, SourceFilter(fetch=False) if head else _get_filter(call))
+    if result.doc is None:
+        if head:
+            return head_response(404)
+        raise NotFoundError(f"Document not found [{call.path['index']}]/[{call.path['id']}]")
+    if head:
+        return head_response(200)
+    return call.json(result.source if result.source is not None else {})
+
+
+MGET_DOC_KEYS = {"_index", "_id", "routing", "_routing", "_source", "stored_fields", "version", "version_type"}
+
+
+async def mget(call: Call) -> Response:
+    body = call.json_body(required=True)
+    default_index = call.path.get("index")
+    default_filter = _get_filter(call)
+    routing = call.params.str("routing")
+    unknown = set(body) - {"docs", "ids"}
+    if unknown:
+        raise RequestError(f"unknown key [{sorted(unknown)[0]}] in mget request")
+    specs: list[dict[str, Any]]
+    if "ids" in body:
+        if not isinstance(body["ids"], list) or not all(isinstance(i, (str, int)) for i in body["ids"]):
+            raise RequestError("[ids] must be an array of ids")
+        specs = [{"_id": str(i)} for i in body["ids"]]
+    else:
+        specs = body.get("docs")
+        if not isinstance(specs, list):
+            raise RequestError("[docs] must be an array")
+    if not specs:
+        raise ActionRequestValidationError("no documents to get")
+    requests = []
+    problems = []
+    for position, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise RequestError("each entry of [docs] must be an object")
+        extra = set(spec) - MGET_DOC_KEYS
+        if extra:
+            raise RequestError(f"unknown key [{sorted(extra)[0]}] for a doc in mget request")
+        index = spec.get("_index", default_index)
+        doc_id = spec.get("_id")
+        if index is None:
+            problems.append(f"index is missing for doc {position}")
+        if doc_id is None or doc_id == "":
+            problems.append(f"id is missing for doc {position}")
+        source_filter = source_filter_from_body(spec["_source"]) if "_source" in spec else default_filter
+        requests.append((index, str(doc_id), spec.get("routing", spec.get("_routing", routing)), source_filter))
+    if problems:
+        raise ActionRequestValidationError(*problems)
+    results = await call.session.mget(requests, realtime=call.params.bool("realtime", True),
+                                      refresh=call.params.bool("refresh"))
+    docs = []
+    for (index, doc_id, _routing, _filter), result in zip(requests, results):
+        if isinstance(result, StrongroomError):
+            docs.append({"_index": index, "_id": doc_id, "error": item_error(result)})
+        else:
+            docs.append(doc_body(result))
+    return call.json({"docs": docs})
+
+
+def item_error(error: StrongroomError) -> dict[str, Any]:
+    """The error object of one item in a multi-item response (no root_cause, as Elasticsearch does)."""
+    body = error.to_es()
+    body.pop("root_cause", None)
+    return body

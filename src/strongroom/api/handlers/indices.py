@@ -1,0 +1,118 @@
+"""Index endpoints: create, delete, exists, get, mappings, settings, refresh, count, stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from ...errors import RequestError
+from ...security import policy as actions
+from ...security.session import IndexView
+from ..wire import INDEX_OPTION_PARAMS, head_response
+from . import Call, shards_header
+
+CREATE_KEYS = {"settings", "mappings", "aliases"}
+
+
+async def create(call: Call) -> Response:
+    body = call.json_body() or {}
+    unknown = set(body) - CREATE_KEYS
+    if unknown:
+        raise RequestError(f"unknown key [{sorted(unknown)[0]}] for create index")
+    if body.get("aliases"):
+        raise RequestError("index aliases are not supported by Strongroom yet")
+    name = call.path["index"]
+    view = await call.session.create_index(name, body.get("settings"), body.get("mappings"))
+    return call.json({"acknowledged": True, "shards_acknowledged": True, "index": view.name})
+
+
+async def delete(call: Call) -> Response:
+    await call.session.delete_indices(call.path["index"], **call.params.index_options())
+    return call.json({"acknowledged": True})
+
+
+async def exists(call: Call) -> Response:
+    found = call.session.index_exists(call.path["index"], **call.params.index_options())
+    return head_response(200 if found else 404)
+
+
+def render_settings(view: IndexView, *, flat: bool) -> dict[str, Any]:
+    values = {"index.creation_date": str(view.creation_date), "index.number_of_shards": str(view.shards),
+              "index.number_of_replicas": str(view.replicas), "index.uuid": view.uuid,
+              "index.version.created": "8150099", "index.provided_name": view.name, **view.settings}
+    if flat:
+        return dict(sorted(values.items()))
+    nested: dict[str, Any] = {}
+    for key, value in sorted(values.items()):
+        target = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return nested
+
+
+async def get(call: Call) -> Response:
+    views = await call.session.get_indices(call.path["index"], **call.params.index_options())
+    flat = call.params.bool("flat_settings")
+    return call.json({v.name: {"aliases": {}, "mappings": v.mappings, "settings": render_settings(v, flat=flat)}
+                      for v in views})
+
+
+async def get_mapping(call: Call) -> Response:
+    views = await call.session.get_indices(call.path.get("index"), actions.MAPPING_GET,
+                                           **call.params.index_options())
+    return call.json({v.name: {"mappings": v.mappings} for v in views})
+
+
+async def put_mapping(call: Call) -> Response:
+    body = call.json_body(required=True)
+    await call.session.put_mapping(call.path["index"], body, **call.params.index_options())
+    return call.json({"acknowledged": True})
+
+
+async def get_settings(call: Call) -> Response:
+    views = await call.session.get_indices(call.path.get("index"), actions.SETTINGS_GET,
+                                           **call.params.index_options())
+    flat = call.params.bool("flat_settings")
+    return call.json({v.name: {"settings": render_settings(v, flat=flat)} for v in views})
+
+
+async def refresh(call: Call) -> Response:
+    shards = await call.session.refresh(call.path.get("index"), **call.params.index_options())
+    return call.json({"_shards": shards_header(shards)})
+
+
+async def count(call: Call) -> Response:
+    if call.params.has("q"):
+        raise RequestError("the [q] parameter (query string syntax) is not supported yet; send a query body")
+    body = call.json_body() or {}
+    unknown = set(body) - {"query"}
+    if unknown:
+        raise RequestError(f"request does not support [{sorted(unknown)[0]}]")
+    total, shards = await call.session.count(call.path.get("index"), body.get("query"), **call.params.index_options())
+    return call.json({"count": total, "_shards": shards_header(shards, failed=0) | {"skipped": 0}})
+
+
+async def stats(call: Call) -> Response:
+    views = await call.session.get_indices(call.path.get("index"), actions.INDEX_STATS, stats=True,
+                                           **call.params.index_options())
+
+    def section(docs: int, deleted: int, size: int) -> dict[str, Any]:
+        return {"docs": {"count": docs, "deleted": deleted},
+                "store": {"size_in_bytes": size, "total_data_set_size_in_bytes": size, "reserved_in_bytes": 0}}
+
+    indices = {}
+    for v in views:
+        part = section(v.docs, v.deleted, v.store_bytes)
+        indices[v.name] = {"uuid": v.uuid, "health": "yellow" if v.replicas else "green", "status": "open",
+                           "primaries": part, "total": part}
+    total = section(sum(v.docs for v in views), sum(v.deleted for v in views), sum(v.store_bytes for v in views))
+    shards = sum(v.shards for v in views)
+    return call.json({"_shards": shards_header(shards), "_all": {"primaries": total, "total": total},
+                      "indices": indices})
+
+
+INDEX_PARAMS = (*INDEX_OPTION_PARAMS, "master_timeout", "timeout", "wait_for_active_shards", "local",
+                "flat_settings", "include_defaults")

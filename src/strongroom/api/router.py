@@ -1,0 +1,112 @@
+"""Routes on the raw (still percent-encoded) path, so that ids containing `/` route correctly.
+
+A route is (method, pattern, handler, allowed URL parameters). Literal segments win over
+parameters at the same position, as in Elasticsearch's path trie. `{index}` does not match a
+segment starting with `_` (those are endpoints) except `_all`; `{id}` matches any segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from ..errors import RequestError
+
+if TYPE_CHECKING:
+    from .handlers import Call
+
+Handler = Callable[["Call"], Awaitable[Any]]
+EXAMPLES = {"index": "strongroom-example", "id": "1", "target": "strongroom-example"}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: str
+    handler: Handler
+    params: frozenset[str]
+    body: bool  # whether the route reads a request body
+
+    @property
+    def segments(self) -> list[str]:
+        return [s for s in self.pattern.split("/") if s]
+
+    @property
+    def example_path(self) -> str:
+        parts = []
+        for segment in self.segments:
+            parts.append(EXAMPLES[segment[1:-1]] if segment.startswith("{") else segment)
+        return "/" + "/".join(parts)
+
+    def match(self, segments: list[str]) -> tuple[dict[str, str], tuple[int, ...]] | None:
+        mine = self.segments
+        if len(mine) != len(segments):
+            return None
+        params: dict[str, str] = {}
+        rank = []
+        for pattern, value in zip(mine, segments):
+            if pattern.startswith("{"):
+                name = pattern[1:-1]
+                if not value or (name == "index" and value.startswith("_") and value != "_all"):
+                    return None
+                params[name] = value
+                rank.append(1)
+            elif pattern != value:
+                return None
+            else:
+                rank.append(0)
+        return params, tuple(rank)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.pattern}"
+
+
+class Router:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(self, methods: Iterable[str], patterns: Iterable[str], handler: Handler, *, params: Iterable[str] = (),
+            body: bool = False) -> None:
+        allowed = frozenset(params)
+        for method in methods:
+            for pattern in patterns:
+                self.routes.append(Route(method, pattern, handler, allowed, body))
+
+    def resolve(self, method: str, raw_path: str) -> tuple[Route | None, dict[str, str], list[str]]:
+        """(route, path params, allowed methods for the path). Route is None when nothing matches."""
+        segments = split_path(raw_path)
+        best: tuple[tuple[int, ...], Route, dict[str, str]] | None = None
+        allowed: set[str] = set()
+        best_for_path: tuple[int, ...] | None = None
+        candidates: list[tuple[tuple[int, ...], Route, dict[str, str]]] = []
+        for route in self.routes:
+            matched = route.match(segments)
+            if matched is None:
+                continue
+            params, rank = matched
+            candidates.append((rank, route, params))
+            if best_for_path is None or rank < best_for_path:
+                best_for_path = rank
+        for rank, route, params in candidates:
+            if rank != best_for_path:
+                continue
+            allowed.add(route.method)
+            if route.method == method and (best is None or rank < best[0]):
+                best = (rank, route, params)
+        if best is None:
+            return None, {}, sorted(allowed)
+        return best[1], best[2], sorted(allowed)
+
+
+def split_path(raw_path: str) -> list[str]:
+    segments = []
+    for raw in raw_path.split("/"):
+        if not raw:
+            continue
+        try:
+            segments.append(unquote(raw, errors="strict"))
+        except UnicodeDecodeError:
+            raise RequestError("the request path is not valid UTF-8 after percent-decoding") from None
+    return segments

@@ -1,0 +1,470 @@
+"""An index: settings, mapping, and N shards always reached through the same fan-out and merge."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import heapq
+import json
+import logging
+import re
+import threading
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import tantivy
+
+from ..errors import (IllegalArgumentError, InternalError, InvalidIndexNameError, MapperParsingError,
+                      StrongroomError)
+from ..jsonio import loads_strict
+from .fsutil import atomic_write, dir_size
+from .mapping import INTEGER_RANGES, FLOAT_TYPES, Mapping, MappingLimits, ParsedDocument
+from .plan import Compiler, Node
+from .shard import NOOP, Conditions, IndexPlan, OpResult, Shard, Slot, StoredDoc, WriteOp
+
+log = logging.getLogger(__name__)
+
+META_FILE = "index.json"
+_INVALID_NAME_CHARS = set('\\/*?"<>| ,#:')
+
+
+def validate_index_name(name: str) -> None:
+    if not name:
+        raise InvalidIndexNameError(name, "must not be empty")
+    if name != name.lower():
+        raise InvalidIndexNameError(name, "must be lowercase")
+    if any(c in _INVALID_NAME_CHARS for c in name):
+        raise InvalidIndexNameError(name, 'must not contain the following characters [ , ", *, \\, <, |, ,, >, /, ?, :, #]')
+    if name[0] in "_-+":
+        raise InvalidIndexNameError(name, "must not start with '_', '-', or '+'")
+    if name in (".", ".."):
+        raise InvalidIndexNameError(name, "must not be '.' or '..'")
+    if len(name.encode()) > 255:
+        raise InvalidIndexNameError(name, "index name is too long, (" + str(len(name.encode())) + " > 255)")
+
+
+_TIME_VALUE = re.compile(r"^(-?\d+)(nanos|micros|ms|s|m|h|d)?$")
+_UNIT_SECONDS = {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_time_value(value: Any, setting: str) -> float | None:
+    """Elasticsearch time values ("1s", "500ms", "-1"). Returns seconds, or None for -1 (disabled)."""
+    text = str(value).strip()
+    match = _TIME_VALUE.match(text)
+    if not match or (match.group(2) is None and match.group(1) not in ("-1", "0")):
+        raise IllegalArgumentError(f"failed to parse setting [{setting}] with value [{value}] as a time value: "
+                                   "unit is missing or unrecognized")
+    number = int(match.group(1))
+    if number == -1:
+        return None
+    if number < 0:
+        raise IllegalArgumentError(f"failed to parse value [{value}] for setting [{setting}], must be >= [-1]")
+    return number * _UNIT_SECONDS[match.group(2) or "s"]
+
+
+def _int_setting(value: Any, setting: str, low: int, high: int) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise IllegalArgumentError(f"Failed to parse value [{value}] for setting [{setting}]") from None
+    if not low <= number <= high:
+        bound = f"must be >= {low}" if number < low else f"must be <= {high}"
+        raise IllegalArgumentError(f"Failed to parse value [{value}] for setting [{setting}] {bound}")
+    return number
+
+
+# Settings an index honours; anything else is refused rather than silently ignored.
+INDEX_SETTINGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "index.number_of_shards": ("1", lambda v, k: _int_setting(v, k, 1, 1024)),
+    "index.number_of_replicas": ("1", lambda v, k: _int_setting(v, k, 0, 1024)),
+    "index.refresh_interval": ("1s", parse_time_value),
+    "index.max_result_window": ("10000", lambda v, k: _int_setting(v, k, 1, 2**31 - 1)),
+    "index.mapping.total_fields.limit": ("1000", lambda v, k: _int_setting(v, k, 1, 100_000)),
+    "index.mapping.depth.limit": ("20", lambda v, k: _int_setting(v, k, 1, 100)),
+}
+READ_ONLY_SETTINGS = {"index.creation_date", "index.uuid", "index.provided_name", "index.version.created"}
+
+
+def flatten_settings(body: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise IllegalArgumentError("settings must be an object")
+    flat: dict[str, Any] = {}
+    for key, value in body.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_settings(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def normalize_settings(body: Any) -> dict[str, str]:
+    """Create-index settings → flat `index.*` keys with string values, validated."""
+    flat = flatten_settings(body or {})
+    normalized: dict[str, str] = {}
+    for key, value in flat.items():
+        name = key if key.startswith("index.") else f"index.{key}"
+        if name in READ_ONLY_SETTINGS:
+            continue
+        if name not in INDEX_SETTINGS:
+            raise IllegalArgumentError(f"unknown setting [{name}] please check that any required plugins are "
+                                       "installed, or check the breaking changes documentation for removed settings")
+        if isinstance(value, (dict, list)) or value is None:
+            raise IllegalArgumentError(f"Failed to parse value [{value}] for setting [{name}]")
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        INDEX_SETTINGS[name][1](text, name)
+        normalized[name] = text
+    return normalized
+
+
+@dataclass
+class WriteRequest:
+    """One write as the engine receives it (from `_bulk` or a single-document API)."""
+
+    kind: str  # index | create | delete | update
+    doc_id: str | None  # None: generate one (index/create)
+    document: Any = None  # parsed JSON of the source (index/create)
+    source: bytes | None = None  # the bytes stored and returned as `_source`
+    conditions: Conditions = field(default_factory=Conditions)
+    routing: str | None = None
+    update: "UpdateSpec | None" = None
+    auto_id: bool = False  # The id was generated here, so no document can have it yet.
+
+
+@dataclass
+class UpdateSpec:
+    doc: dict[str, Any] | None = None
+    upsert: dict[str, Any] | None = None
+    doc_as_upsert: bool = False
+    detect_noop: bool = True
+
+
+@dataclass
+class WriteOutcome:
+    result: OpResult | StrongroomError
+    index: str
+    doc_id: str | None
+    source: bytes | None = None  # the document as written (for update responses that ask for it)
+
+
+class NeedsMapping(StrongroomError):
+    """An update produced fields the mapping does not have yet: install them and retry."""
+
+    def __init__(self, additions: dict[str, Any]) -> None:
+        super().__init__("mapping update needed")
+        self.additions = additions
+
+
+def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class Index:
+    def __init__(self, path: Path, meta: dict[str, Any], *, writer_heap_bytes: int, writer_threads: int,
+                 id_generator: Callable[[], str]) -> None:
+        self.path = path
+        self.name: str = meta["name"]
+        self.uuid: str = meta["uuid"]
+        self.creation_date: int = meta["creation_date"]
+        self.settings: dict[str, str] = meta["settings"]
+        self.primary_term: int = meta.get("primary_term", 1)
+        self._limits = MappingLimits(int(self.setting("index.mapping.total_fields.limit")),
+                                     int(self.setting("index.mapping.depth.limit")))
+        self.mapping = Mapping.parse_definition(meta["mappings"], self._limits)
+        self.slots: dict[str, Slot] = {path: Slot(s["slot"], s["kind"], s.get("norms", True))
+                                       for path, s in meta["slots"].items()}
+        self._next_slot: int = meta["next_slot"]
+        self._mapping_lock = threading.Lock()
+        self._new_id = id_generator
+        self.shards = [Shard(path / "shards" / str(n), n, index_name=self.name, index_uuid=self.uuid,
+                             primary_term=self.primary_term, slots=list(self.slots.values()),
+                             build_fields=self._fields_for_replay, writer_heap_bytes=writer_heap_bytes,
+                             writer_threads=writer_threads)
+                       for n in range(int(self.setting("index.number_of_shards")))]
+        self.last_refresh = time.monotonic()
+
+    # -- metadata --------------------------------------------------------------------------
+    @staticmethod
+    def new_meta(name: str, uuid: str, settings: dict[str, str], mappings: Any) -> dict[str, Any]:
+        limits = MappingLimits(int(settings.get("index.mapping.total_fields.limit", "1000")),
+                               int(settings.get("index.mapping.depth.limit", "20")))
+        mapping = Mapping.parse_definition(mappings, limits)
+        meta = {"name": name, "uuid": uuid, "creation_date": int(time.time() * 1000), "settings": settings,
+                "primary_term": 1, "mappings": mapping.to_es(), "slots": {}, "next_slot": 0}
+        slots, next_slot = assign_slots(mapping, {}, 0, norms=True)
+        meta["slots"] = {p: {"slot": s.name, "kind": s.kind, "norms": s.norms} for p, s in slots.items()}
+        meta["next_slot"] = next_slot
+        return meta
+
+    def meta(self) -> dict[str, Any]:
+        return {"name": self.name, "uuid": self.uuid, "creation_date": self.creation_date, "settings": self.settings,
+                "primary_term": self.primary_term, "mappings": self.mapping.to_es(),
+                "slots": {p: {"slot": s.name, "kind": s.kind, "norms": s.norms} for p, s in self.slots.items()},
+                "next_slot": self._next_slot}
+
+    def setting(self, name: str) -> str:
+        return self.settings.get(name, INDEX_SETTINGS[name][0])
+
+    @property
+    def refresh_interval(self) -> float | None:
+        return parse_time_value(self.setting("index.refresh_interval"), "index.refresh_interval")
+
+    def put_mapping(self, body: Any) -> None:
+        with self._mapping_lock:
+            self._install(self.mapping.merge(body))
+
+    def _install(self, mapping: Mapping) -> None:
+        """Persists a grown mapping and gives its new fields tantivy slots in every shard."""
+        if mapping.to_es() == self.mapping.to_es():
+            return
+        empty = not any(shard.has_segments() for shard in self.shards)
+        slots, next_slot = assign_slots(mapping, self.slots, self._next_slot, norms=empty)
+        new = [s for p, s in slots.items() if p not in self.slots]
+        previous = (self.mapping, self.slots, self._next_slot)
+        self.mapping, self.slots, self._next_slot = mapping, slots, next_slot
+        try:
+            atomic_write(self.path / META_FILE, json.dumps(self.meta(), ensure_ascii=False, indent=1).encode())
+        except OSError as exc:
+            self.mapping, self.slots, self._next_slot = previous
+            raise InternalError("the mapping update could not be persisted") from exc
+        for shard in self.shards:
+            shard.add_slots(new)
+
+    # -- documents -------------------------------------------------------------------------
+    def shard_for(self, doc_id: str, routing: str | None) -> Shard:
+        key = routing if routing is not None else doc_id
+        return self.shards[zlib.crc32(key.encode()) % len(self.shards)]
+
+    def build_fields(self, parsed: ParsedDocument) -> tantivy.Document:
+        doc = tantivy.Document()
+        slots = self.slots
+        for path, value in parsed.values:
+            slot = slots[path]
+            kind = slot.kind
+            if kind == "text" or kind == "keyword":
+                doc.add_text(slot.name, value)
+            elif kind == "i64":
+                doc.add_integer(slot.name, value)
+            elif kind == "f64":
+                doc.add_float(slot.name, value)
+            else:
+                doc.add_boolean(slot.name, value)
+        for name in parsed.field_names:
+            doc.add_text("_field_names", name)
+        return doc
+
+    def _fields_for_replay(self, source: bytes, doc_id: str) -> tantivy.Document:
+        parsed = self.mapping.parse_document(loads_strict(source), doc_id)
+        if parsed.additions:  # The mapping is persisted before any document that needs it is logged.
+            raise MapperParsingError("logged document needs fields missing from the persisted mapping")
+        return self.build_fields(parsed)
+
+    def write(self, requests: Sequence[WriteRequest]) -> list[WriteOutcome]:
+        """Applies a batch of writes; returns once every acknowledged one is durable."""
+        outcomes: list[WriteOutcome | None] = [None] * len(requests)
+        parsed: dict[int, ParsedDocument] = {}
+        working = self.mapping
+        grown = False
+        for i, request in enumerate(requests):
+            if request.kind not in ("index", "create"):
+                continue
+            if request.doc_id is None:
+                request.doc_id, request.auto_id = self._new_id(), True
+            try:
+                doc = working.parse_document(request.document, request.doc_id)
+                if doc.additions:
+                    working = working.merge(doc.additions)
+                    grown = True
+            except StrongroomError as exc:
+                outcomes[i] = WriteOutcome(exc, self.name, request.doc_id)
+                continue
+            parsed[i] = doc
+        if grown:
+            try:
+                self._grow(working)
+            except StrongroomError as exc:
+                for i in parsed:
+                    outcomes[i] = WriteOutcome(exc, self.name, requests[i].doc_id)
+                parsed.clear()
+        by_shard: dict[int, list[tuple[int, WriteOp]]] = {}
+        for i, request in enumerate(requests):
+            if outcomes[i] is not None:
+                continue
+            assert request.doc_id is not None
+            op = self._write_op(request, parsed.get(i))
+            shard = self.shard_for(request.doc_id, request.routing)
+            by_shard.setdefault(shard.number, []).append((i, op))
+        retries: list[int] = []
+        synced: list[tuple[Shard, int]] = []
+        for number, items in by_shard.items():
+            shard = self.shards[number]
+            results, last = shard.write([op for _i, op in items])
+            synced.append((shard, last))
+            for (i, op), result in zip(items, results):
+                if isinstance(result, NeedsMapping):
+                    retries.append(i)
+                    continue
+                source = op.source if isinstance(result, OpResult) else None
+                outcomes[i] = WriteOutcome(result, self.name, op.doc_id, source)
+        self._sync(synced)
+        for i in retries:  # Updates whose merged document brought new fields.
+            outcomes[i] = self._retry_update(requests[i])
+        return [o for o in outcomes if o is not None]
+
+    def _grow(self, working: Mapping) -> None:
+        with self._mapping_lock:
+            current = self.mapping
+            target = working if _extends(working, current) else current.merge(working.to_es())
+            self._install(target)
+
+    def _sync(self, synced: list[tuple[Shard, int]]) -> None:
+        if len(synced) == 1:
+            shard, last = synced[0]
+            shard.sync(last)
+        elif synced:
+            with concurrent.futures.ThreadPoolExecutor(len(synced)) as pool:
+                for future in [pool.submit(shard.sync, last) for shard, last in synced]:
+                    future.result()
+
+    def _retry_update(self, request: WriteRequest) -> WriteOutcome:
+        for _attempt in range(3):
+            shard = self.shard_for(request.doc_id or "", request.routing)
+            op = self._write_op(request, None)
+            (result,), last = shard.write([op])
+            if isinstance(result, NeedsMapping):
+                try:
+                    with self._mapping_lock:
+                        self._install(self.mapping.merge(result.additions))
+                except StrongroomError as exc:
+                    return WriteOutcome(exc, self.name, request.doc_id)
+                continue
+            shard.sync(last)
+            return WriteOutcome(result, self.name, request.doc_id, op.source)
+        return WriteOutcome(InternalError("the mapping kept changing during an update"), self.name, request.doc_id)
+
+    def _write_op(self, request: WriteRequest, parsed: ParsedDocument | None) -> WriteOp:
+        assert request.doc_id is not None
+        if request.kind == "delete":
+            return WriteOp("delete", request.doc_id, conditions=request.conditions, routing=request.routing)
+        if request.kind == "update":
+            assert request.update is not None
+            op = WriteOp("update", request.doc_id, conditions=request.conditions, routing=request.routing)
+            op.updater = self._updater(request.update, request.doc_id, op)
+            return op
+        assert parsed is not None and request.source is not None
+        if parsed.additions:  # Parsed against a working mapping; now resolve slots of the installed one.
+            parsed = self.mapping.parse_document(request.document, request.doc_id)
+            if parsed.additions:
+                raise InternalError("mapping not installed")
+        return WriteOp(request.kind, request.doc_id, request.source, self.build_fields(parsed),  # type: ignore[arg-type]
+                       request.conditions, request.routing, auto_id=request.auto_id)
+
+    def _updater(self, spec: UpdateSpec, doc_id: str, op: WriteOp) -> Callable[[StoredDoc | None], Any]:
+        def decide(current: StoredDoc | None) -> Any:
+            if current is None:
+                if spec.upsert is not None:
+                    document = spec.upsert
+                elif spec.doc_as_upsert and spec.doc is not None:
+                    document = spec.doc
+                else:
+                    from ..errors import DocumentMissingError
+                    shard = self.shard_for(doc_id, op.routing)
+                    raise DocumentMissingError(self.name, self.uuid, shard.number, doc_id)
+            else:
+                base = loads_strict(current.source)
+                document = deep_merge(base, spec.doc or {})
+                if spec.detect_noop and document == base:
+                    return NOOP
+            parsed = self.mapping.parse_document(document, doc_id)
+            if parsed.additions:
+                raise NeedsMapping(parsed.additions)
+            source = orjson.dumps(document)
+            op.source = source
+            return IndexPlan(source, self.build_fields(parsed))
+        return decide
+
+    def get(self, doc_id: str, *, routing: str | None = None, realtime: bool = True) -> StoredDoc | None:
+        return self.shard_for(doc_id, routing).get(doc_id, realtime=realtime)
+
+    # -- search ----------------------------------------------------------------------------
+    def compiler(self, shard: Shard) -> Compiler:
+        return Compiler(shard.schema, self.mapping, self.slots)
+
+    def count(self, node: Node) -> int:
+        total = 0
+        for shard in self.shards:
+            searcher = shard.searcher
+            query = shard.exclude_checkpoint(self.compiler(shard).compile(node))
+            total += searcher.search(query, 1, count=True).count
+        return total
+
+    def search(self, node: Node, *, size: int, offset: int = 0) -> tuple[int, list[tuple[float, StoredDoc]]]:
+        """Top hits by score across shards (each shard's top `offset + size`, merged)."""
+        want = offset + size
+        total = 0
+        candidates: list[tuple[float, int, int, StoredDoc]] = []
+        for shard in self.shards:
+            searcher = shard.searcher
+            query = shard.exclude_checkpoint(self.compiler(shard).compile(node))
+            result = searcher.search(query, max(want, 1), count=True)
+            total += result.count
+            for rank, (score, address) in enumerate(result.hits[:want]):
+                doc = searcher.doc(address)
+                stored = StoredDoc(doc.get_first("_id"), doc.get_first("_seq_no"), doc.get_first("_version"),
+                                   doc.get_first("_primary_term"), doc.get_first("_source"), doc.get_first("_routing"))
+                candidates.append((score, shard.number, rank, stored))
+        best = heapq.nsmallest(want, candidates, key=lambda c: (-c[0], c[1], c[2]))
+        return total, [(score, stored) for score, _n, _r, stored in best[offset:]]
+
+    def refresh(self) -> None:
+        for shard in self.shards:
+            shard.refresh()
+        self.last_refresh = time.monotonic()
+
+    def wait_for_refresh(self, seqs: dict[int, int]) -> list[concurrent.futures.Future[None]]:
+        return [self.shards[number].wait_for_refresh(seq) for number, seq in seqs.items()]
+
+    def stats(self) -> dict[str, int]:
+        docs = deleted = 0
+        for shard in self.shards:
+            counts = shard.stats()
+            docs += counts["docs"]
+            deleted += counts["deleted"]
+        return {"docs": docs, "deleted": deleted, "store_bytes": dir_size(self.path)}
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()
+
+
+def _extends(candidate: Mapping, base: Mapping) -> bool:
+    """True when `candidate` was grown from `base` (every field of base is in candidate, same type)."""
+    return all(path in candidate.fields and candidate.fields[path].type == f.type for path, f in base.fields.items())
+
+
+SLOT_KINDS = {"text": "text", "keyword": "keyword", "date": "i64", "boolean": "bool",
+              **{t: "i64" for t in INTEGER_RANGES}, **{t: "f64" for t in FLOAT_TYPES}}
+
+
+def assign_slots(mapping: Mapping, existing: dict[str, Slot], next_slot: int, *, norms: bool
+                 ) -> tuple[dict[str, Slot], int]:
+    slots = dict(existing)
+    for path in sorted(mapping.fields):
+        field_type = mapping.fields[path]
+        if path in slots or not field_type.indexed:
+            continue
+        kind = SLOT_KINDS[field_type.type]
+        wants_norms = norms and field_type.params.get("norms", True) not in (False, "false")
+        slots[path] = Slot(f"f{next_slot}", kind, wants_norms if kind == "text" else False)  # type: ignore[arg-type]
+        next_slot += 1
+    return slots, next_slot

@@ -1,0 +1,99 @@
+"""Strict JSON in and out.
+
+Requests are parsed with orjson (UTF-8 checked, nesting bounded at 1024 levels, NaN and
+Infinity refused, numbers that overflow a double refused) and then checked for duplicate keys,
+which Elasticsearch refuses and orjson silently collapses. The check is cheap on the common path:
+the number of `"…":` key markers in the raw text can only be ≥ the number of keys of the parsed
+value, and equals it exactly when there are no duplicates; only when they differ does the slow,
+exact parser run to find the duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+from .errors import JsonParseError
+
+_KEY_MARKER = re.compile(rb'"\s*:')
+_WHITESPACE_BEFORE_COLON = (b'" ', b'"\t', b'"\n', b'"\r')
+
+
+def _key_markers(raw: bytes) -> int:
+    if any(w in raw for w in _WHITESPACE_BEFORE_COLON):
+        return len(_KEY_MARKER.findall(raw))
+    return raw.count(b'":')
+
+
+def _count_keys(value: Any) -> int:
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            count += len(item)
+            stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
+        elif type(item) is list:
+            stack.extend(v for v in item if type(v) is dict or type(v) is list)
+    return count
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _find_duplicate(raw: bytes) -> str | None:
+    try:
+        json.loads(raw, object_pairs_hook=_reject_duplicates)
+    except _DuplicateKey as dup:
+        return dup.key
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+def loads_strict(raw: bytes | bytearray | memoryview | str) -> Any:
+    """Parses one JSON value; raises JsonParseError (400) with a message safe to return."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    elif not isinstance(raw, bytes):
+        raw = bytes(raw)
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise JsonParseError(f"Failed to parse JSON: {_describe(exc)}") from None
+    if type(value) is dict or type(value) is list:
+        if _key_markers(raw) != _count_keys(value):
+            duplicate = _find_duplicate(raw)
+            if duplicate is not None:
+                raise JsonParseError(f"Duplicate field '{duplicate}'")
+    return value
+
+
+def _describe(exc: orjson.JSONDecodeError) -> str:
+    message = exc.msg
+    if "depth limit" in message or "recursion" in message:
+        return "nesting too deep"
+    if "UTF-8" in message or "surrogates" in message:
+        return "invalid UTF-8"
+    if "infinity" in message:
+        return "number out of range"
+    return f"{message} at line {exc.lineno} column {exc.colno}"
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)

@@ -1,0 +1,113 @@
+"""The security gate: the only way from an HTTP request to data.
+
+`Gate.open_session` authenticates the request's credentials and returns a `Session`, the handle
+through which the api layer reaches indices. The gate owns the only reference to the engine;
+there is no anonymous mode and no switch that turns authentication off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import anyio
+
+from ..engine.node import Engine
+from ..errors import AuthenticationError
+from .policy import Policy, RolePolicy
+from .session import Session
+from .throttle import LoginThrottle
+from .users import Principal, UserStore
+
+CACHE_TTL_SECONDS = 20 * 60.0  # Elasticsearch's realm cache default.
+CACHE_MAX_ENTRIES = 10_000
+MAX_CREDENTIAL_BYTES = 4096
+
+
+class Gate:
+    def __init__(self, engine: Engine, users: UserStore, *, policy: Policy | None = None,
+                 throttle: LoginThrottle | None = None, clock: Callable[[], float] = time.monotonic,
+                 cluster_info: dict[str, str] | None = None, hash_concurrency: int = 2) -> None:
+        self.__engine = engine
+        self._users = users
+        self._policy = policy or RolePolicy()
+        self._throttle = throttle or LoginThrottle(clock=clock)
+        self._clock = clock
+        self._cluster_info = cluster_info or {}
+        # Verified credentials, keyed by a keyed hash (never the password); void after any user change.
+        self._cache_key = os.urandom(32)
+        self._cache: OrderedDict[bytes, tuple[Principal, float, int]] = OrderedDict()
+        # argon2id costs 64 MiB per verification: bound how many run at once.
+        self._hashing = asyncio.Semaphore(hash_concurrency)
+
+    async def open_session(self, authorization: str | None, address: str, path: str) -> Session:
+        principal = await self.authenticate(authorization, address, path)
+        return self._session(principal)
+
+    def _session(self, principal: Principal) -> Session:
+        return Session(principal, self.__engine, self._policy, self._cluster_info)
+
+    def system_session(self, purpose: str) -> Session:
+        """A superuser session for work the server does on its own behalf (loading demo data)."""
+        return self._session(Principal(f"_system:{purpose}", ("superuser",), auth="internal"))
+
+    async def authenticate(self, authorization: str | None, address: str, path: str) -> Principal:
+        if not authorization:
+            raise AuthenticationError(f"missing authentication credentials for REST request [{path}]")
+        if len(authorization) > MAX_CREDENTIAL_BYTES:
+            raise AuthenticationError("unable to authenticate: credentials too long")
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() != "basic":
+            # API keys and tokens arrive with the authorization issue; until then they are refused.
+            raise AuthenticationError(f"unable to authenticate with the [{scheme}] scheme for REST request [{path}]")
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise AuthenticationError(f"unable to authenticate: malformed basic credentials for REST request "
+                                      f"[{path}]") from None
+        user, sep, password = decoded.partition(":")
+        if not sep or not user:
+            raise AuthenticationError(f"unable to authenticate: malformed basic credentials for REST request "
+                                      f"[{path}]")
+        cached = self._cached(user, password)
+        if cached is not None:
+            return cached
+        lock = self._throttle.lock(user, address)
+        async with lock:
+            await self._throttle.wait_turn(user, address)
+            async with self._hashing:
+                record = await anyio.to_thread.run_sync(self._users.verify, user, password)
+            if record is None:
+                self._throttle.failure(user, address)
+                # Unknown user and wrong password read the same.
+                raise AuthenticationError(f"unable to authenticate user [{user}] for REST request [{path}]")
+            self._throttle.success(user, address)
+        principal = Principal(record.name, tuple(record.roles))
+        self._remember(user, password, principal)
+        return principal
+
+    def _digest(self, user: str, password: str) -> bytes:
+        return hmac.new(self._cache_key, f"{user}\x00{password}".encode(), hashlib.sha256).digest()
+
+    def _cached(self, user: str, password: str) -> Principal | None:
+        entry = self._cache.get(self._digest(user, password))
+        if entry is None:
+            return None
+        principal, expires, generation = entry
+        if expires < self._clock() or generation != self._users.generation:
+            return None
+        return principal
+
+    def _remember(self, user: str, password: str, principal: Principal) -> None:
+        key = self._digest(user, password)
+        self._cache[key] = (principal, self._clock() + CACHE_TTL_SECONDS, self._users.generation)
+        self._cache.move_to_end(key)
+        while len(self._cache) > CACHE_MAX_ENTRIES:
+            self._cache.popitem(last=False)

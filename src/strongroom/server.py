@@ -1,0 +1,193 @@
+"""Composition root: builds engine → security gate → ASGI app, and serves it with TLS on uvicorn.
+
+Start-up refuses, with a message and a non-zero exit, anything unsafe: plain HTTP on a
+non-loopback address, a data directory used by another process, unreadable TLS material, a
+corrupted write-ahead log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import ssl
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import uvicorn
+
+from .api.app import ApiLimits, build_app
+from .crypto.tls import TlsError, TlsMaterial, ensure_http_certificates, local_hosts, operator_certificates
+from .engine.fsutil import atomic_write, make_dirs
+from .engine.node import Engine, EngineStartError
+from .security.gate import Gate
+from .security.throttle import LoginThrottle
+from .security.users import BOOTSTRAP_USER, PasswordPolicyError, UserStore
+
+log = logging.getLogger("strongroom")
+
+BOOTSTRAP_ENV = "STRONGROOM_BOOTSTRAP_PASSWORD"
+
+
+class StartupError(Exception):
+    """The server refuses to start; the message says why and what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, tls_enabled: bool) -> None:
+    if not tls_enabled and not is_loopback(host):
+        raise StartupError(f"refusing to serve plain HTTP on non-loopback address [{host}]: anyone on the network "
+                           "could read the traffic. Enable TLS (the default) or bind to 127.0.0.1.")
+
+
+@dataclass
+class Node:
+    engine: Engine
+    gate: Gate
+    tls: TlsMaterial | None
+    bootstrap_password: str | None  # set only on the start that generated it
+    lock_fd: int
+
+    def close(self) -> None:
+        try:
+            self.engine.close()
+        finally:
+            os.close(self.lock_fd)
+
+
+def _lock_data_dir(data_dir: Path) -> int:
+    fd = os.open(data_dir / "node.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StartupError(f"the data directory {data_dir} is in use by another Strongroom process") from None
+    return fd
+
+
+def _node_info(data_dir: Path) -> dict[str, str]:
+    path = data_dir / "node.json"
+    if path.exists():
+        return json.loads(path.read_bytes())
+    info = {"cluster_name": "strongroom", "cluster_uuid": secrets.token_urlsafe(16),
+            "node_name": f"strongroom-{secrets.token_hex(3)}"}
+    atomic_write(path, json.dumps(info).encode())
+    return info
+
+
+def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, environ: dict[str, str] | None = None
+              ) -> Node:
+    environ = dict(os.environ if environ is None else environ)
+    host = settings["server.host"]
+    check_bind(host, settings["tls.enabled"])
+    if settings["tls.certificate"] or settings["tls.key"]:
+        if not (settings["tls.certificate"] and settings["tls.key"]):
+            raise StartupError("tls.certificate and tls.key must be given together")
+    data_dir = data_dir.resolve()
+    config_dir = config_dir.resolve()
+    if data_dir == config_dir or config_dir.is_relative_to(data_dir):
+        raise StartupError("the config directory must not be inside the data directory: keys and certificates "
+                           "must not travel with a copy of the data")
+    make_dirs(data_dir)
+    make_dirs(config_dir)
+    os.chmod(data_dir, 0o700)
+    os.chmod(config_dir, 0o700)
+    tls = None
+    if settings["tls.enabled"]:
+        try:
+            if settings["tls.certificate"]:
+                tls = operator_certificates(Path(settings["tls.certificate"]), Path(settings["tls.key"]))
+            else:
+                tls = ensure_http_certificates(config_dir, local_hosts(host))
+        except TlsError as exc:
+            raise StartupError(str(exc)) from None
+    lock_fd = _lock_data_dir(data_dir)
+    try:
+        users = UserStore(data_dir)
+        generated = None
+        if not users.initialized:
+            try:
+                generated = users.bootstrap(environ.get(BOOTSTRAP_ENV) or None)
+            except PasswordPolicyError as exc:
+                raise StartupError(f"{BOOTSTRAP_ENV}: {exc}") from None
+        elif environ.get(BOOTSTRAP_ENV):
+            log.info("%s is ignored: the superuser already exists", BOOTSTRAP_ENV)
+        try:
+            engine = Engine(data_dir, writer_heap_bytes=settings["engine.writer_heap_bytes"],
+                            writer_threads=settings["engine.writer_threads"])
+        except EngineStartError as exc:
+            raise StartupError(str(exc)) from None
+        throttle = LoginThrottle(free_failures=settings["security.login_free_failures"],
+                                 max_delay=float(settings["security.login_max_delay_seconds"]))
+        gate = Gate(engine, users, throttle=throttle, cluster_info=_node_info(data_dir))
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    return Node(engine, gate, tls, generated, lock_fd)
+
+
+def banner(node: Node, url: str, out: TextIO) -> None:
+    lines = ["", f"Strongroom is listening on {url}"]
+    if node.tls is not None:
+        if node.tls.ca_cert is not None:
+            lines.append(f"  CA certificate:      {node.tls.ca_cert}")
+        lines.append(f"  SHA-256 fingerprint: {node.tls.fingerprint}")
+    if node.bootstrap_password is not None:
+        lines += [f"  Superuser:           {BOOTSTRAP_USER}",
+                  f"  Password:            {node.bootstrap_password}",
+                  "  The password is shown only this once and stored only as an argon2id hash: keep it now."]
+    lines.append("")
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+def uvicorn_config(app: Any, settings: dict[str, Any], tls: TlsMaterial | None) -> uvicorn.Config:
+    kwargs: dict[str, Any] = {}
+    if tls is not None:
+        kwargs.update(ssl_certfile=str(tls.cert_chain), ssl_keyfile=str(tls.key),
+                      ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20")
+    config = uvicorn.Config(app, host=settings["server.host"], port=settings["server.port"], log_level="warning",
+                            access_log=False, lifespan="off", server_header=False, proxy_headers=False,
+                            timeout_keep_alive=60, timeout_graceful_shutdown=5, **kwargs)
+    config.load()
+    if config.ssl is not None:
+        config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    return config
+
+
+async def run(node: Node, settings: dict[str, Any], *, out: TextIO = sys.stdout,
+              after_start: Callable[[Node], Any] | None = None) -> None:
+    app = build_app(node.gate, ApiLimits(max_body_bytes=settings["http.max_content_length"]))
+    server = uvicorn.Server(uvicorn_config(app, settings, node.tls))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            await serving
+            raise StartupError("the HTTP server did not start (is the port in use?)")
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    scheme = "https" if node.tls is not None else "http"
+    host = settings["server.host"]
+    shown = f"[{host}]" if ":" in host else host
+    banner(node, f"{scheme}://{shown}:{port}", out)
+    if after_start is not None:
+        try:
+            await after_start(node)
+        except Exception:
+            log.exception("start-up task failed; the server keeps running")
+    await serving

@@ -1,0 +1,104 @@
+"""Node settings: one registry, secure defaults, help for each (docs/configuration.md lists them all).
+
+Sources, later ones winning: defaults → `<config-dir>/strongroom.toml` → command-line flags.
+No setting turns authentication off; TLS can be off only on a loopback address.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "1", "yes"):
+        return True
+    if str(value).lower() in ("false", "0", "no"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected a positive integer")
+    number = int(value)
+    if number <= 0:
+        raise ValueError("expected a positive integer")
+    return number
+
+
+def _port(value: Any) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError("expected a port number 0-65535 (0 picks a free port)")
+    return number
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("server.host", "127.0.0.1", "Listen address. A non-loopback address requires TLS."),
+    Setting("server.port", 9200, "Listen port (0 picks a free port and prints it).", _port),
+    Setting("tls.enabled", True, "Serve HTTPS; a CA and server certificate are generated on first start. "
+            "Can be false only on a loopback address (for local benchmarks).", _bool),
+    Setting("tls.certificate", "", "PEM certificate chain supplied by the operator (instead of the generated one)."),
+    Setting("tls.key", "", "PEM private key for tls.certificate; must not be readable by other users."),
+    Setting("http.max_content_length", 100 * 1024 * 1024, "Largest request body in bytes, after decompression; "
+            "larger ones get 413.", _positive_int),
+    Setting("engine.writer_heap_bytes", 64 * 1024 * 1024, "Indexing memory per shard writer, in bytes.",
+            _positive_int),
+    Setting("engine.writer_threads", 1, "Indexing threads per shard writer.", _positive_int),
+    Setting("security.login_free_failures", 3, "Failed logins per user and address before each further attempt "
+            "is delayed (exponentially, up to security.login_max_delay_seconds).", _positive_int),
+    Setting("security.login_max_delay_seconds", 8, "Longest delay imposed on a login attempt after failures.",
+            _positive_int),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+CONFIG_FILE = "strongroom.toml"
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_settings(config_dir: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    values = {s.name: s.default for s in SETTINGS}
+    raw: dict[str, Any] = {}
+    path = config_dir / CONFIG_FILE
+    if path.exists():
+        try:
+            raw.update(_flatten(tomllib.loads(path.read_text())))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for name, value in raw.items():
+        setting = BY_NAME.get(name)
+        if setting is None:
+            raise SettingsError(f"unknown setting [{name}] (see docs/configuration.md)")
+        try:
+            values[name] = setting.parse(value)
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"invalid value for setting [{name}]: {exc}") from None
+    return values
