@@ -112,6 +112,8 @@ async def read_body(request: Request, limit: int) -> bytes:
             tail = decoder.flush()
         except zlib.error:
             raise RequestError(f"request body is not valid {encoding} data") from None
+        if not decoder.eof:
+            raise RequestError(f"request body is truncated {encoding} data")
         size += len(tail)
         if size > limit:
             raise _too_large(limit)

@@ -22,6 +22,11 @@ Semantics, following Elasticsearch 8 (java.time, ResolverStyle.STRICT):
   (about -292275055 .. 292278994). Anything that does not fit raises DateParseError.
   Time zones with rules (zoneinfo) are evaluated through `datetime`; years outside 1..9999 are
   shifted by whole 400-year Gregorian cycles (which repeat exactly) to look their offset up.
+* `tz` is a PEP 495 tzinfo: `zoneinfo.ZoneInfo` or `datetime.timezone` (not pytz). Wall-clock
+  times resolve like java's ZonedDateTime: a time in a DST gap moves forward by the gap, a time in
+  an overlap takes the earlier instant (date math keeps the offset already in force).
+* Date math (`parse_date_math`) follows Elasticsearch's JavaDateMathParser, including its error
+  messages; y/M/w/d arithmetic and every rounding is wall-clock in `tz`, h/m/s are exact durations.
 
 Named formats: epoch_millis, epoch_second, date_optional_time, strict_date_optional_time,
 strict_date_optional_time_nanos (parsed to millis, truncating), iso8601, and the basic_*, date*,
@@ -35,15 +40,18 @@ sections; any other non-letter character (including CJK text such as 年月日) 
 
 Deliberately not supported (DateFormatError "... is not supported" at compile time):
 * week-based formats (week_date, weekyear*, basic_week_date* and their strict_ variants) and the
-  pattern letters w W e c Y-as-week-year F Q q G A n N g B p;
+  pattern letters w W e c F Q q G A n N g B p (Y is read as the year, not the week-based year);
 * zone names and region ids: pattern letters z v V O, and region ids such as `Europe/Paris`
-  inside values (only `Z` and numeric offsets are parsed). `tz` itself may be any tzinfo;
+  inside values (only `Z` and numeric offsets are parsed; `tz` itself may be any zone);
 * narrow (5-letter) month and day names, and `ZZZZ` (localized GMT offset).
 
 Deliberate differences from Elasticsearch:
 * a bare `T` in a pattern is accepted as a literal (java requires `'T'`);
 * `h` without `a` is read as AM (java leaves such a time unresolved and silently drops it);
 * dates without a month but with a time of day keep their year (java falls back to 1970).
+
+Beyond the briefed API: `DateMathError` (bad date math; a ValueError like the others) and
+`detect_dynamic_date`, which returns the matching dynamic format (the new field's `format`).
 
 `DEFAULT_DYNAMIC_DATE_FORMATS` is what Elasticsearch 8 really uses (RootObjectMapper): its
 documentation says `yyyy/MM/dd HH:mm:ss Z||yyyy/MM/dd Z`, but with java.time `Z` that would demand
@@ -546,20 +554,19 @@ def _tokenize(pattern: str) -> list[_Token]:
                 raise DateFormatError(f"Unknown pattern letter: {c}")
             stack[-1].append(("field", c, j - i))
             i = j
-        elif c == "'":
-            j, buf = i + 1, []
-            while True:
-                if j >= n:
-                    raise DateFormatError(f"Pattern ends with an incomplete string literal: {pattern}")
+        elif c == "'":  # quoted literal; '' inside it is a quote, and '' alone is one too
+            j = i + 1
+            while j < n:
                 if pattern[j] == "'":
-                    if j + 1 < n and pattern[j + 1] == "'" and j > i + 1:
-                        buf.append("'")
-                        j += 2
-                        continue
-                    break
-                buf.append(pattern[j])
+                    if j + 1 < n and pattern[j + 1] == "'":
+                        j += 1
+                    else:
+                        break
                 j += 1
-            stack[-1].append(("lit", "".join(buf) if j > i + 1 else "'"))
+            if j >= n:
+                raise DateFormatError(f"Pattern ends with an incomplete string literal: {pattern}")
+            quoted = pattern[i + 1:j]
+            stack[-1].append(("lit", quoted.replace("''", "'") if quoted else "'"))
             i = j + 1
         elif c == "[":
             stack.append([])
@@ -679,7 +686,8 @@ _date_fromisoformat: Final = datetime.date.fromisoformat
 _datetime_fromisoformat: Final = datetime.datetime.fromisoformat
 
 
-# What may follow `HH:mm:ss` in tier 1: a fraction of 1..9 digits, then `Z` or `±HH:mm` up to 18:00.
+# What may follow `HH:mm[:ss]` on the fast path: a fraction of 1..9 digits (after seconds only),
+# then `Z` or `±HH:mm` up to 18:00.
 # (fromisoformat alone would also take `+01:60`, `+19:00`, a bare `.` or 10+ fraction digits.)
 _ISO_TAIL: Final = re.compile(
     r"(?:[.,]([0-9]{1,9}))?(Z|[+-](?:0[0-9]|1[0-7]):[0-5][0-9]|[+-]18:00)?").fullmatch
@@ -925,7 +933,7 @@ def _compile_alternative(name: str) -> _Parser:
 
 def _float_text(value: float) -> str:
     text = repr(value)
-    if "e" in text and value.is_integer():  # 1e+16 -> "10000000000000000"
+    if "e" in text and value.is_integer() and abs(value) < 1e19:  # 1e+16 -> "10000000000000000"
         return str(int(value))
     return text
 
