@@ -714,9 +714,13 @@ class _IsoParser(_RegexParser):
                     tail, fraction_ok = text[16:], False
                 offset: int | None = None  # ms east of UTC, when the text has a zone
                 naive_end = n
-                if tail == "Z":
+                if not tail:
+                    pass
+                elif tail == "Z" or (  # or `.123Z`, as JavaScript's toISOString writes
+                        fraction_ok and tail[-1] == "Z" and tail[0] == "." and 2 < len(tail) <= 11
+                        and tail[1:-1].isdigit() and tail.isascii()):
                     offset, naive_end = 0, n - 1
-                elif tail:
+                else:
                     m = _ISO_TAIL(tail)
                     if m is None or (m.group(1) is not None and not fraction_ok):
                         return _RegexParser.parse(self, text, tz, round_up)

@@ -1,0 +1,144 @@
+"""Engine-level properties that the HTTP tests cannot see directly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from strongroom.engine.index import Index, WriteRequest
+from strongroom.engine.node import Engine
+from strongroom.engine.shard import Conditions
+from strongroom.query.dsl import parse_query
+
+
+@pytest.fixture
+def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine = Engine(tmp_path / "data", writer_heap_bytes=20_000_000)
+    yield engine
+    engine.close()
+
+
+def put(index: Index, doc_id: str | None, doc: dict[str, Any], **kwargs: Any) -> Any:
+    (outcome,) = index.write([WriteRequest("index", doc_id, doc, orjson.dumps(doc), **kwargs)])
+    return outcome.result
+
+
+def count(index: Index, query: dict[str, Any] | None = None) -> int:
+    return index.count(parse_query(query or {"match_all": {}}))
+
+
+def test_acknowledgement_comes_after_the_fsync_that_covers_it(engine: Engine) -> None:
+    index, _ = engine.get_or_create("acks")
+    shard = index.shards[0]
+    log = shard._log
+    synced_when_returned = []
+    for i in range(20):
+        result = put(index, f"d{i}", {"n": i})
+        synced_when_returned.append((result.seq_no, log.synced_seq))
+    assert all(synced >= seq for seq, synced in synced_when_returned)
+
+
+def test_schema_grows_and_segments_still_merge(engine: Engine) -> None:
+    index, _ = engine.get_or_create("grow")
+    for round_ in range(40):
+        put(index, f"r{round_}", {f"text{round_}": f"word{round_} common", f"num{round_}": round_, "all": "x"})
+        index.refresh()
+    shard = index.shards[0]
+    shard._writer.wait_merging_threads()  # Let pending merges finish, then reopen the writer.
+    shard._writer = shard._index.writer(20_000_000, 1)
+    shard._index.reload()
+    shard._searcher = shard._index.searcher()
+    assert shard.searcher.num_segments < 20, "merges stopped: a segment lacks something the schema needs"
+    assert count(index) == 40
+    for round_ in range(40):
+        assert count(index, {"term": {f"text{round_}": f"word{round_}"}}) == 1
+        assert count(index, {"term": {f"num{round_}": round_}}) == 1
+    slots = {path: slot for path, slot in index.slots.items()}
+    assert slots["text0"].norms is True  # Mapped before any segment existed.
+    assert slots["text39"].norms is False  # Added to a shard with segments: no norms (documented).
+
+
+def test_new_fields_survive_restart_before_commit(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "data")
+    index, _ = engine.get_or_create("late")
+    put(index, "a", {"first": 1})
+    index.refresh()
+    put(index, "b", {"second": "two"})  # New slot; not yet committed.
+    engine.close()
+    reopened = Engine(tmp_path / "data")
+    try:
+        index = reopened.index("late")
+        assert count(index, {"term": {"second.keyword": "two"}}) == 1
+        meta = json.loads((index.path / "index.json").read_text())
+        assert "second" in meta["mappings"]["properties"]
+    finally:
+        reopened.close()
+
+
+def test_replay_restores_uncommitted_writes(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "data")
+    index = engine.create_index("replay", {"refresh_interval": "-1"})
+    for i in range(30):
+        put(index, f"d{i}", {"n": i})
+    shard = index.shards[0]
+    assert shard.committed_seq == -1  # Nothing committed: the writes live only in the log.
+    # Simulate a crash: drop the writer without committing, keep the log as it is on disk.
+    shard._writer.rollback()
+    shard._writer.wait_merging_threads()  # Releases tantivy's writer lock, as process death would.
+    shard._closed = True
+    shard._log.close()
+    engine._closed.set()
+    reopened = Engine(tmp_path / "data")
+    try:
+        index = reopened.index("replay")
+        assert count(index) == 30
+        assert index.get("d7") is not None and orjson.loads(index.get("d7").source) == {"n": 7}
+        assert index.shards[0].committed_seq == 29
+    finally:
+        reopened.close()
+
+
+def test_routing_places_documents_and_get_needs_it(engine: Engine) -> None:
+    index = engine.create_index("routed", {"number_of_shards": 4})
+    put(index, "doc", {"n": 1}, routing="tenant-a")
+    assert index.get("doc", routing="tenant-a") is not None
+    placed = index.shard_for("doc", "tenant-a").number
+    assert sum(1 for s in index.shards if s.get("doc") is not None) == 1
+    assert index.shards[placed].get("doc") is not None
+
+
+def test_versions_and_tombstones(engine: Engine) -> None:
+    index, _ = engine.get_or_create("versions")
+    assert put(index, "x", {"v": 1}).version == 1
+    assert put(index, "x", {"v": 2}).version == 2
+    (deleted,) = index.write([WriteRequest("delete", "x")])
+    assert (deleted.result.result, deleted.result.version) == ("deleted", 3)
+    assert put(index, "x", {"v": 3}).version == 4  # The tombstone remembers the version.
+    (conflict,) = index.write([WriteRequest("index", "x", {"v": 4}, b'{"v":4}',
+                                            Conditions(version=4, version_type="external"))])
+    assert conflict.result.status == 409
+
+
+def test_sequence_numbers_continue_after_restart(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "data")
+    index, _ = engine.get_or_create("seq")
+    last = [put(index, f"d{i}", {"n": i}).seq_no for i in range(5)][-1]
+    engine.close()
+    reopened = Engine(tmp_path / "data")
+    try:
+        assert put(reopened.index("seq"), "next", {"n": 9}).seq_no == last + 1
+    finally:
+        reopened.close()
+
+
+def test_deleted_index_leaves_nothing_on_disk(engine: Engine) -> None:
+    index = engine.create_index("gone")
+    put(index, "a", {"n": 1})
+    path = index.path
+    engine.delete_index("gone")
+    assert not path.exists()
+    assert not any(p.name.startswith(".") for p in (engine.data_dir / "indices").iterdir())
