@@ -11,6 +11,7 @@ import math
 import struct
 from collections.abc import Iterator, Mapping as MappingABC
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..errors import IllegalArgumentError, MapperParsingError, StrictDynamicMappingError
@@ -83,11 +84,27 @@ class FieldType:
     parent: str | None = None  # Set for multi-fields: the path whose values they index too.
     date_format: DateFormat | None = None
 
-    @property
+    @cached_property
     def indexed(self) -> bool:
         return self.params.get("index", True) not in (False, "false")
 
-    @property
+    @cached_property
+    def ancestry(self) -> tuple[str, ...]:
+        """This field's path and every parent object path: the `_field_names` it contributes."""
+        parts = self.path.split(".")
+        return tuple(".".join(parts[:i]) for i in range(len(parts), 0, -1))
+
+    @cached_property
+    def _plain_string_limit(self) -> int:
+        """Strings up to this many characters need no check beyond their type (0: always check)."""
+        if self.type == "text":
+            return 1 << 62
+        if self.type == "keyword" and "normalizer" not in self.params:
+            limit = MAX_KEYWORD_BYTES // 4  # UTF-8 needs at most 4 bytes a character.
+            return min(limit, self.ignore_above) if self.ignore_above is not None else limit
+        return 0
+
+    @cached_property
     def ignore_above(self) -> int | None:
         value = self.params.get("ignore_above")
         return int(value) if value is not None else None
@@ -101,6 +118,8 @@ class FieldType:
     # -- value coercion --------------------------------------------------------------------
     def convert(self, value: Any, doc_id: str | None) -> Any:
         """The indexed value of one JSON value, or None when it is skipped (ignore_above, malformed+ignored)."""
+        if type(value) is str and len(value) <= self._plain_string_limit:
+            return value  # The common case: a string for a text or keyword field.
         try:
             return self._convert(value)
         except (ValueError, TypeError, OverflowError, DateParseError) as exc:
@@ -341,6 +360,9 @@ class Mapping:
         return parsed
 
 
+_NO_CHILDREN: dict[str, Any] = {}
+
+
 class _DocParser:
     def __init__(self, mapping: Mapping, doc_id: str | None) -> None:
         self.mapping = mapping
@@ -348,7 +370,6 @@ class _DocParser:
         self.values: list[tuple[str, Any]] = []
         self.field_names: set[str] = set()
         self.added: dict[str, FieldType | ObjectType] = {}  # path -> node created dynamically
-        self.added_objects: dict[str, dict[str, Any]] = {}
 
     def node_at(self, path: str) -> FieldType | ObjectType | None:
         node = self.mapping.objects.get(path) or self.mapping.fields.get(path)
@@ -362,7 +383,14 @@ class _DocParser:
                                      f"due to object field [{path}]")
         if node is not None and not node.enabled:
             return
+        children = node.properties if node is not None else _NO_CHILDREN
         for key, value in obj.items():
+            child = children.get(key)
+            kind = type(value)
+            if child is not None and child.__class__ is FieldType and (
+                    kind is str or kind is int or kind is float or kind is bool):
+                self.emit(child, value)  # The common case: a mapped field with a scalar value.
+                continue
             if not path and key in METADATA_FIELDS:
                 raise MapperParsingError(f"Field [{key}] is a metadata field and cannot be added inside a document. "
                                          "Use the index API request parameters.")
@@ -429,18 +457,12 @@ class _DocParser:
         converted = node.convert(value, self.doc_id)
         if converted is not None and node.indexed:
             self.values.append((node.path, converted))
-            self._mark(node.path)
+            self.field_names.update(node.ancestry)
         for sub in node.subfields:
             sub_value = sub.convert(value, self.doc_id)
             if sub_value is not None and sub.indexed:
                 self.values.append((sub.path, sub_value))
                 self.field_names.add(sub.path)
-
-    def _mark(self, path: str) -> None:
-        names = self.field_names
-        while path and path not in names:
-            names.add(path)
-            path = _parent(path)
 
     def _may_add(self, parent: str, path: str) -> bool:
         mode = self.mapping.dynamic_at(parent) if parent in self.mapping.objects else self._added_dynamic(parent)
