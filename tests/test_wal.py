@@ -137,30 +137,41 @@ def test_incomplete_record_in_older_segment_is_corruption(tmp_path: Path) -> Non
 
 
 def test_concurrent_syncs_share_fsyncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writers that arrive during an fsync are all covered by the next single fsync (group commit)."""
     log = LocalLog(tmp_path)
-    calls = []
+    calls: list[int] = []
+    first_started, release = threading.Event(), threading.Event()
     real = os.fdatasync
 
-    def counting(fd: int) -> None:
+    def slow_fsync(fd: int) -> None:
         calls.append(fd)
-        time.sleep(0.003)  # A slow disk: writers pile up behind one fsync.
+        if len(calls) == 1:
+            first_started.set()
+            assert release.wait(10)
         real(fd)
 
-    monkeypatch.setattr(os, "fdatasync", counting)
-    lock = threading.Lock()
+    monkeypatch.setattr(os, "fdatasync", slow_fsync)
+    append_lock = threading.Lock()
 
-    def writer() -> None:
-        for _ in range(50):
-            with lock:  # The shard's write lock: one appender at a time.
-                seq = log.append([(log.last_seq + 1, b"payload")])
-            log.sync(seq)
-            assert log.synced_seq >= seq
+    def write_and_sync() -> None:
+        with append_lock:  # The shard's write lock: one appender at a time.
+            seq = log.append([(log.last_seq + 1, b"payload")])
+        log.sync(seq)
+        assert log.synced_seq >= seq
 
-    threads = [threading.Thread(target=writer) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert log.last_seq == 399
-    assert len(calls) < 200  # One fsync per append would be 400.
+    first = threading.Thread(target=write_and_sync)
+    first.start()
+    assert first_started.wait(10)  # The first fsync is under way and stalls…
+    followers = [threading.Thread(target=write_and_sync) for _ in range(7)]
+    for thread in followers:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while log.last_seq < 7 and time.monotonic() < deadline:  # …while seven more writers append and wait.
+        time.sleep(0.005)
+    assert log.last_seq == 7
+    release.set()
+    for thread in [first, *followers]:
+        thread.join(10)
+    assert len(calls) == 2  # One fsync for the first writer, one shared by the seven that queued behind it.
+    assert log.synced_seq == 7
     log.close()

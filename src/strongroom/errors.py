@@ -43,7 +43,12 @@ class StrongroomError(Exception):
     def to_es(self) -> dict[str, Any]:
         """The `error` object of Elasticsearch's error response."""
         cause = {"type": self.es_type, "reason": self.reason, **self.metadata}
-        return {"root_cause": [cause], **cause}
+        body = {"root_cause": [cause], **cause}
+        if self.__cause__ is not None and isinstance(self.__cause__, StrongroomError):
+            inner = self.__cause__.to_es()
+            inner.pop("root_cause", None)
+            body["caused_by"] = inner
+        return body
 
     def headers(self) -> dict[str, str]:
         return {}

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import threading
 from typing import Any
 
 import orjson
@@ -56,20 +58,33 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_RECURSION = threading.Lock()
+
+
 def _find_duplicate(raw: bytes) -> str | None:
-    try:
-        json.loads(raw, object_pairs_hook=_reject_duplicates)
-    except _DuplicateKey as dup:
-        return dup.key
-    except (ValueError, RecursionError):
-        return None
+    # orjson already accepted the text, so nesting is at most 1024 levels; the standard parser
+    # recurses once per level, so give it the room it needs for this call.
+    with _RECURSION:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 4000))
+        try:
+            json.loads(raw, object_pairs_hook=_reject_duplicates)
+        except _DuplicateKey as dup:
+            return dup.key
+        except (ValueError, RecursionError):
+            return None
+        finally:
+            sys.setrecursionlimit(limit)
     return None
 
 
 def loads_strict(raw: bytes | bytearray | memoryview | str) -> Any:
     """Parses one JSON value; raises JsonParseError (400) with a message safe to return."""
     if isinstance(raw, str):
-        raw = raw.encode()
+        try:
+            raw = raw.encode()
+        except UnicodeEncodeError:
+            raise JsonParseError("Failed to parse JSON: invalid UTF-8") from None
     elif not isinstance(raw, bytes):
         raw = bytes(raw)
     try:

@@ -81,6 +81,8 @@ def _int_setting(value: Any, setting: str, low: int, high: int) -> int:
 INDEX_SETTINGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "index.number_of_shards": ("1", lambda v, k: _int_setting(v, k, 1, 1024)),
     "index.number_of_replicas": ("1", lambda v, k: _int_setting(v, k, 0, 1024)),
+    # Accepted for compatibility: documents are routed by hash modulo number_of_shards.
+    "index.number_of_routing_shards": ("1", lambda v, k: _int_setting(v, k, 1, 1024)),
     "index.refresh_interval": ("1s", parse_time_value),
     "index.max_result_window": ("10000", lambda v, k: _int_setting(v, k, 1, 2**31 - 1)),
     "index.mapping.total_fields.limit": ("1000", lambda v, k: _int_setting(v, k, 1, 100_000)),
@@ -118,6 +120,10 @@ def normalize_settings(body: Any) -> dict[str, str]:
         text = str(value).lower() if isinstance(value, bool) else str(value)
         INDEX_SETTINGS[name][1](text, name)
         normalized[name] = text
+    shards = int(normalized.get("index.number_of_shards", "1"))
+    routing = int(normalized.get("index.number_of_routing_shards", shards))
+    if routing < shards or routing % shards:
+        raise IllegalArgumentError(f"the number of source shards [{shards}] must be a factor of [{routing}]")
     return normalized
 
 
@@ -384,6 +390,7 @@ class Index:
                 base = loads_strict(current.source)
                 document = deep_merge(base, spec.doc or {})
                 if spec.detect_noop and document == base:
+                    op.source = current.source  # Answers that ask for the document still get it.
                     return NOOP
             parsed = self.mapping.parse_document(document, doc_id)
             if parsed.additions:

@@ -8,6 +8,7 @@ Mappings only grow: fields are added, never retyped (as in Elasticsearch).
 from __future__ import annotations
 
 import math
+import re
 import struct
 from collections.abc import Iterator, Mapping as MappingABC
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 from ..errors import IllegalArgumentError, MapperParsingError, StrictDynamicMappingError
 from .dates import DEFAULT_DYNAMIC_DATE_FORMATS, DEFAULT_FORMAT, DateFormat, DateFormatError, DateParseError
-from .dates import matches_dynamic_date
+from .dates import detect_dynamic_date
 
 INTEGER_RANGES = {
     "long": (-(2**63), 2**63 - 1),
@@ -59,8 +60,7 @@ UNSUPPORTED = {"nested": "nested fields", "flattened": "flattened fields", "join
                "date_nanos": "date_nanos fields", "rank_feature": "rank_feature fields",
                "rank_features": "rank_features fields", "sparse_vector": "sparse vectors"}
 
-DYNAMIC_VALUES = {"true": "true", "false": "false", "strict": "strict", "runtime": "runtime",
-                  True: "true", False: "false"}
+DYNAMIC_VALUES = {"true": "true", "false": "false", "strict": "strict", True: "true", False: "false"}
 MAX_KEYWORD_BYTES = 32766  # Lucene's term limit; tantivy's is higher, Elasticsearch users expect this one.
 
 
@@ -96,13 +96,15 @@ class FieldType:
 
     @cached_property
     def _plain_string_limit(self) -> int:
-        """Strings up to this many characters need no check beyond their type (0: always check)."""
+        """Strings up to this many characters need no check beyond their type (-1: always check)."""
         if self.type == "text":
             return 1 << 62
         if self.type == "keyword" and "normalizer" not in self.params:
             limit = MAX_KEYWORD_BYTES // 4  # UTF-8 needs at most 4 bytes a character.
-            return min(limit, self.ignore_above) if self.ignore_above is not None else limit
-        return 0
+            if self.ignore_above is not None:
+                limit = min(limit, self.ignore_above // 2)  # ignore_above counts UTF-16 units.
+            return limit
+        return -1
 
     @cached_property
     def ignore_above(self) -> int | None:
@@ -135,12 +137,14 @@ class FieldType:
         kind = self.type
         if isinstance(value, (dict, list)):
             raise _Explained("Expected a single value but found an object or array")
+        if value == "" and kind in NUMERIC_TYPES and self._coerce_allowed():
+            return None  # Elasticsearch reads an empty string as null for numbers.
         if kind == "text":
             return value if isinstance(value, str) else _scalar_text(value)
         if kind == "keyword":
             text = value if isinstance(value, str) else _scalar_text(value)
             limit = self.ignore_above
-            if limit is not None and len(text) > limit:
+            if limit is not None and len(text) > limit // 2 and _utf16_length(text) > limit:
                 return None
             if len(text.encode()) > MAX_KEYWORD_BYTES:
                 raise _Explained(f"Document contains at least one immense term (longer than {MAX_KEYWORD_BYTES} "
@@ -180,11 +184,12 @@ class FieldType:
                 raise _Explained("Value has a decimal part")
             number = int(value)
         elif isinstance(value, str) and self._coerce_allowed():
-            text = value.strip()
-            try:
-                number = int(text)
-            except ValueError:
-                parsed = float(text)
+            if not _NUMBER.match(value):
+                raise ValueError("not a number")
+            if _INTEGER.match(value):
+                number = int(value)
+            else:
+                parsed = float(value)
                 if not math.isfinite(parsed):
                     raise _Explained("the value is not finite") from None
                 number = int(parsed)
@@ -201,7 +206,9 @@ class FieldType:
         if isinstance(value, (int, float)):
             number = float(value)
         elif isinstance(value, str) and self._coerce_allowed():
-            number = float(value.strip())
+            if not _NUMBER.match(value):
+                raise ValueError("not a number")
+            number = float(value)
         else:
             raise ValueError(type(value).__name__)
         if not math.isfinite(number):
@@ -212,10 +219,20 @@ class FieldType:
             number = struct.unpack("<e", struct.pack("<e", number))[0]
         elif self.type == "scaled_float":
             factor = float(self.params["scaling_factor"])
-            number = round(number * factor) / factor
+            number = math.floor(number * factor + 0.5) / factor  # Java's Math.round: half up.
         if not math.isfinite(number):
             raise _Explained(f"Value is out of range for a {self.type}")
         return number
+
+
+# Java's number syntax (Double.parseDouble): no digit-group underscores, no surrounding spaces.
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|NaN|Infinity)\Z")
+_INTEGER = re.compile(r"[+-]?\d+\Z")
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+
+
+def _utf16_length(text: str) -> int:
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
 
 
 class _Explained(ValueError):
@@ -242,8 +259,8 @@ class ObjectType:
 
     def to_es(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if self.explicit_type and self.path:
-            out["type"] = "object"
+        if self.path and not self.properties:
+            out["type"] = "object"  # As Elasticsearch renders objects without properties.
         if self.dynamic is not None:
             out["dynamic"] = self.dynamic
         if not self.enabled:
@@ -282,6 +299,7 @@ class Mapping:
         if total > limits.total_fields:
             raise IllegalArgumentError(f"Limit of total fields [{limits.total_fields}] has been exceeded")
         self.date_detection = root_params.get("date_detection", True) not in (False, "false")
+        self.numeric_detection = root_params.get("numeric_detection", False) in (True, "true")
         self.dynamic_date_formats = tuple(root_params.get("dynamic_date_formats", DEFAULT_DYNAMIC_DATE_FORMATS))
 
     def _index(self, node: ObjectType) -> None:
@@ -303,8 +321,9 @@ class Mapping:
             body = {}
         if not isinstance(body, dict):
             raise MapperParsingError("Failed to parse mapping: mappings must be an object")
-        if "_doc" in body and isinstance(body["_doc"], dict) and len(body) == 1:
-            body = body["_doc"]  # Elasticsearch 7 clients still wrap the mapping in the type name.
+        if "_doc" in body:
+            raise IllegalArgumentError("The mapping definition cannot be nested under a type [_doc] unless "
+                                       "include_type_name is set to true.")
         unknown = set(body) - ROOT_PARAMS
         if unknown:
             raise MapperParsingError(f"Root mapping definition has unsupported parameters:  "
@@ -324,7 +343,7 @@ class Mapping:
                 raise MapperParsingError("Failed to parse mapping: [dynamic_date_formats] must be a list of strings")
             for spec in formats:
                 _compile_format(spec, "dynamic_date_formats")
-        root = _parse_object("", body, depth=0, limits=limits, root=True)
+        root = _parse_object("", body, depth=1, limits=limits, root=True)
         return cls(root, root_params, limits)
 
     def merge(self, update: Any) -> "Mapping":
@@ -355,7 +374,7 @@ class Mapping:
             raise MapperParsingError("failed to parse, document is empty" if source is None
                                      else "failed to parse: the document must be a JSON object")
         parser = _DocParser(self, doc_id)
-        parser.walk_object(self.root, "", source, depth=0)
+        parser.walk_object(self.root, "", source, depth=1)
         parsed = ParsedDocument(parser.values, parser.field_names, parser.additions_fragment())
         return parsed
 
@@ -401,10 +420,12 @@ class _DocParser:
     def walk_value(self, parent: str, parts: list[str], value: Any, depth: int) -> None:
         """`parts` is a dotted key split; intermediate parts are objects (as Elasticsearch expands them)."""
         for part in parts[:-1]:
-            if not part:
+            if not part.strip():
                 raise MapperParsingError("field name cannot be an empty string")
             child = f"{parent}.{part}" if parent else part
             existing = self.node_at(child)
+            if isinstance(existing, ObjectType) and not existing.enabled:
+                return
             if isinstance(existing, FieldType):
                 raise MapperParsingError(f"Could not dynamically add mapping for field [{child}.{parts[-1]}]. "
                                          f"Existing mapping for [{child}] must be of type object but found "
@@ -416,15 +437,20 @@ class _DocParser:
             parent = child
             depth += 1
         name = parts[-1]
-        if not name:
+        if not name.strip():
             raise MapperParsingError("field name cannot be an empty string")
         path = f"{parent}.{name}" if parent else name
         self.walk_at(parent, path, value, depth)
 
     def walk_at(self, parent: str, path: str, value: Any, depth: int) -> None:
         node = self.node_at(path)
+        if isinstance(node, ObjectType) and not node.enabled:
+            return  # A disabled object keeps whatever it holds in _source only.
+        if node is None and (value is None or value == []):
+            self._may_add(parent, path)  # Nothing to map, but strict still refuses the unknown field.
+            return
         if isinstance(value, list):
-            for item in _flatten(value, path, self.mapping.limits.depth):
+            for item in _flatten(value):
                 self.walk_at(parent, path, item, depth)
             return
         if value is None:
@@ -455,6 +481,8 @@ class _DocParser:
 
     def emit(self, node: FieldType, value: Any) -> None:
         converted = node.convert(value, self.doc_id)
+        if converted is None and value == "" and node.type in NUMERIC_TYPES and "null_value" in node.params:
+            converted = node.convert(node.params["null_value"], self.doc_id)
         if converted is not None and node.indexed:
             self.values.append((node.path, converted))
             self.field_names.update(node.ancestry)
@@ -480,7 +508,7 @@ class _DocParser:
     def _add_object(self, path: str) -> ObjectType:
         node = ObjectType(path, {})
         self.added[path] = node
-        self._check_limits(path)
+        self._check_limits(path, is_object=True)
         return node
 
     def _add_field(self, path: str, value: Any) -> FieldType:
@@ -489,15 +517,14 @@ class _DocParser:
         self.added[path] = node
         for sub in node.subfields:
             self.added[sub.path] = sub
-        self._check_limits(path)
+        self._check_limits(path, is_object=False)
         return node
 
-    def _check_limits(self, path: str) -> None:
+    def _check_limits(self, path: str, *, is_object: bool) -> None:
         limits = self.mapping.limits
-        depth = path.count(".") + 1
-        if depth > limits.depth:
+        if is_object and path.count(".") + 2 > limits.depth:
             raise MapperParsingError(f"Limit of mapping depth [{limits.depth}] has been exceeded due to object "
-                                     f"field [{_parent(path)}]")
+                                     f"field [{path}]")
         total = len(self.mapping.fields) + len(self.mapping.objects) - 1 + len(self.added)
         if total > limits.total_fields:
             raise IllegalArgumentError(f"Limit of total fields [{limits.total_fields}] has been exceeded while "
@@ -511,8 +538,13 @@ class _DocParser:
         if isinstance(value, float):
             return {"type": "float"}
         if isinstance(value, str):
-            if self.mapping.date_detection and matches_dynamic_date(value, self.mapping.dynamic_date_formats):
-                return {"type": "date"}
+            if self.mapping.numeric_detection and _DECIMAL.match(value):
+                return {"type": "long" if _INTEGER.match(value) else "float"}
+            if self.mapping.date_detection:
+                matched = detect_dynamic_date(value, self.mapping.dynamic_date_formats)
+                if matched is not None:
+                    return {"type": "date"} if matched == "strict_date_optional_time" else \
+                        {"type": "date", "format": matched}
             return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
         raise MapperParsingError(f"failed to parse field [{value!r}]")  # Unreachable for JSON input.
 
@@ -530,19 +562,26 @@ class _DocParser:
             leaf = target.setdefault("properties", {}).setdefault(parts[-1], {})
             if isinstance(node, FieldType):
                 leaf.update(node.to_es())
+        _mark_empty_objects(root)
         return root
 
 
-def _flatten(values: list[Any], path: str, depth_limit: int) -> Iterator[Any]:
-    stack: list[tuple[Iterator[Any], int]] = [(iter(values), 1)]
+def _mark_empty_objects(node: dict[str, Any]) -> None:
+    """An object added without fields reads {"type": "object"}, as Elasticsearch renders it."""
+    for child in node.get("properties", {}).values():
+        if not child:
+            child["type"] = "object"
+        elif "properties" in child:
+            _mark_empty_objects(child)
+
+
+def _flatten(values: list[Any]) -> Iterator[Any]:
+    """Leaf items of nested arrays, iteratively (arrays do not count toward the depth limit)."""
+    stack: list[Iterator[Any]] = [iter(values)]
     while stack:
-        iterator, depth = stack[-1]
-        for item in iterator:
+        for item in stack[-1]:
             if isinstance(item, list):
-                if depth >= depth_limit:
-                    raise MapperParsingError(f"Limit of mapping depth [{depth_limit}] has been exceeded due to "
-                                             f"nested arrays in field [{path}]")
-                stack.append((iter(item), depth + 1))
+                stack.append(iter(item))
                 break
             yield item
         else:
@@ -574,7 +613,8 @@ def _compile_format(spec: Any, path: str) -> DateFormat:
 
 def _parse_object(path: str, body: dict[str, Any], *, depth: int, limits: MappingLimits, root: bool = False
                   ) -> ObjectType:
-    if depth > limits.depth:
+    """`depth` counts objects as Elasticsearch does: the root is 1, each nested object one more."""
+    if not root and depth > limits.depth:
         raise MapperParsingError(f"Limit of mapping depth [{limits.depth}] has been exceeded due to object field "
                                  f"[{path}]")
     if not root:
@@ -584,7 +624,10 @@ def _parse_object(path: str, body: dict[str, Any], *, depth: int, limits: Mappin
                                      f"mapper [{path}] of type [object]")
     dynamic = body.get("dynamic")
     if dynamic is not None:
-        if dynamic not in DYNAMIC_VALUES:
+        if dynamic == "runtime":
+            raise MapperParsingError("Failed to parse mapping: [dynamic: runtime] is not supported by Strongroom "
+                                     "(runtime fields); use true, false or strict")
+        if not isinstance(dynamic, (str, bool)) or dynamic not in DYNAMIC_VALUES:
             raise MapperParsingError(f"Failed to parse mapping: Could not convert [dynamic] to boolean or one of "
                                      f"[strict, runtime, true, false]: [{dynamic}]")
         dynamic = DYNAMIC_VALUES[dynamic]
@@ -594,9 +637,13 @@ def _parse_object(path: str, body: dict[str, Any], *, depth: int, limits: Mappin
         raise MapperParsingError(f"Failed to parse mapping: [properties] of [{path or '_doc'}] must be an object")
     properties: dict[str, FieldType | ObjectType] = {}
     for raw_name, definition in properties_body.items():
-        if not isinstance(raw_name, str) or not raw_name.strip():
-            raise MapperParsingError("Failed to parse mapping: field name cannot be an empty string")
-        _check_field_name(raw_name, path)
+        try:
+            _check_field_name(raw_name, path)
+        except MapperParsingError as exc:
+            raise MapperParsingError(f"Failed to parse mapping: {exc.reason}") from IllegalArgumentError(exc.reason)
+        if raw_name in METADATA_FIELDS and root:
+            raise MapperParsingError(f"Failed to parse mapping: Field [{raw_name}] is defined more than once "
+                                     "(it is a metadata field)")
         parts = raw_name.split(".")
         if len(parts) > 1:  # "a.b": {...} means {"a": {"properties": {"b": {...}}}}
             definition = _expand_dotted(parts[1:], definition)

@@ -12,7 +12,8 @@ from ..errors import RequestError
 
 @lru_cache(maxsize=1024)
 def _pattern(glob: str) -> re.Pattern[str]:
-    return re.compile("".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", glob)) + r"\Z")
+    return re.compile("".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", glob)) + r"\Z",
+                      re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,12 @@ class SourceFilter:
             if isinstance(item, dict):
                 if full or self._may_descend(path):
                     inner = self._walk(item, path, full)
-                    if inner or full:
+                    if inner or (full and not item):  # Objects emptied by filtering are dropped.
                         out.append(inner)
             elif isinstance(item, list):
-                out.append(self._list(item, path, full))
+                inner_list = self._list(item, path, full)
+                if inner_list or (full and not item):
+                    out.append(inner_list)
             elif full:
                 out.append(item)
         return out
@@ -89,11 +92,13 @@ def _patterns(value: Any, name: str) -> tuple[str, ...]:
 
 def source_filter_from_params(source: str | None, includes: str | None, excludes: str | None) -> SourceFilter:
     """From URL parameters `_source`, `_source_includes`, `_source_excludes`."""
-    if source is not None and source.lower() in ("false", "0", "no", "off"):
+    # Only the exact words are booleans (Elasticsearch's Booleans.isTrue/isFalse); anything else
+    # is a list of field patterns.
+    if source == "false":
         return SourceFilter(fetch=False)
     inc = _patterns(includes, "_source_includes")
-    if source is not None and source.lower() not in ("true", "1", "yes", "on", ""):
-        inc = inc + _patterns(source, "_source")
+    if not inc and source is not None and source not in ("true", ""):
+        inc = _patterns(source, "_source")  # `_source_includes` wins over patterns in `_source`.
     return SourceFilter(True, inc, _patterns(excludes, "_source_excludes"))
 
 
@@ -112,3 +117,31 @@ def source_filter_from_body(value: Any) -> SourceFilter:
         return SourceFilter(True, _patterns(value.get("includes", value.get("include")), "includes"),
                             _patterns(value.get("excludes", value.get("exclude")), "excludes"))
     raise RequestError("[_source] must be a boolean, a string, an array or an object")
+
+
+def extract_values(source: dict[str, Any], path: str) -> list[Any]:
+    """Leaf values at a dotted path, following objects, arrays and dotted keys as mapping does."""
+    out: list[Any] = []
+
+    def walk(value: Any, rest: str) -> None:
+        if not rest:
+            if isinstance(value, list):
+                for item in value:
+                    walk(item, "")
+            elif value is not None and not isinstance(value, dict):
+                out.append(value)
+            return
+        if isinstance(value, list):
+            for item in value:
+                walk(item, rest)
+            return
+        if not isinstance(value, dict):
+            return
+        for key, child in value.items():
+            if rest == key:
+                walk(child, "")
+            elif rest.startswith(key + "."):
+                walk(child, rest[len(key) + 1:])
+
+    walk(source, path)
+    return out

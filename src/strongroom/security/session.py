@@ -19,9 +19,11 @@ import anyio
 from ..engine.index import Index, UpdateSpec, WriteOutcome, WriteRequest
 from ..engine.node import Engine
 from ..engine.shard import Conditions, OpResult, StoredDoc
-from ..errors import ActionRequestValidationError, IllegalArgumentError, IndexNotFoundError, StrongroomError
+from ..errors import (ActionRequestValidationError, IllegalArgumentError, IndexNotFoundError, StrongroomError,
+                      VersionConflictError)
 from ..query.dsl import parse_query
-from ..query.source import SourceFilter
+from ..jsonio import loads_strict
+from ..query.source import SourceFilter, extract_values
 from . import policy as actions
 from .policy import IndexGrant, Policy
 from .users import Principal
@@ -63,6 +65,7 @@ class DocResult:
     doc_id: str
     doc: StoredDoc | None
     source: dict[str, Any] | None = None  # filtered `_source` (None when not fetched or not found)
+    fields: dict[str, list[Any]] | None = None  # stored fields that were asked for
 
 
 @dataclass
@@ -275,7 +278,7 @@ class Session:
         engine = self.__engine
         if engine.exists(name):
             return engine.index(name)
-        if ops <= {"delete"} or all(w.op == "update" and not _upserts(w) for w in writes):
+        if ops <= {"delete"}:  # Like Elasticsearch, every other operation creates the index.
             raise IndexNotFoundError(name)
         self.__policy.authorize_index(self.principal, actions.INDEX_AUTO_CREATE, name)
         index, _created = await _run(engine.get_or_create, name)
@@ -284,7 +287,7 @@ class Session:
     def _check_write(self, write: DocWrite) -> None:
         if write.doc_id is not None:
             if not write.doc_id:
-                raise ActionRequestValidationError("if _id is specified it must not be empty")
+                raise IllegalArgumentError("if _id is specified it must not be empty")
             if len(write.doc_id.encode()) > MAX_ID_BYTES:
                 raise ActionRequestValidationError(f"id [{write.doc_id[:64]}...] is too long, must be no longer "
                                                    f"than {MAX_ID_BYTES} bytes but was: "
@@ -326,43 +329,77 @@ class Session:
         kind = "create" if write.op == "create" else write.op
         return WriteRequest(kind, write.doc_id, write.document, write.source, conditions, write.routing, update)
 
-    async def get(self, index_name: str, doc_id: str, *, routing: str | None = None, realtime: bool = True,
-                  refresh: bool = False, source_filter: SourceFilter | None = None, action: str = actions.DOC_GET
-                  ) -> DocResult:
-        index = self._one(index_name, action)
-        if refresh:
-            await _run(index.refresh)
-        doc = await _run(lambda: index.get(doc_id, routing=routing, realtime=realtime))
-        return self._doc_result(index.name, doc_id, doc, source_filter)
+    async def get(self, spec: "GetSpec", *, realtime: bool = True, refresh: bool = False) -> DocResult:
+        (result,) = await self._get_many([spec], actions.DOC_GET, realtime=realtime, refresh=refresh, single=True)
+        assert isinstance(result, DocResult)
+        return result
 
-    def _doc_result(self, name: str, doc_id: str, doc: StoredDoc | None, source_filter: SourceFilter | None
-                    ) -> DocResult:
-        if doc is None:
-            return DocResult(name, doc_id, None)
-        source = None
-        if source_filter is None or source_filter.fetch:
-            from ..jsonio import loads_strict
-            parsed = loads_strict(doc.source)
-            source = source_filter.apply(parsed) if source_filter else parsed
-        return DocResult(name, doc_id, doc, source)
+    async def mget(self, specs: Sequence["GetSpec"], *, realtime: bool = True, refresh: bool = False
+                   ) -> list[DocResult | StrongroomError]:
+        return await self._get_many(specs, actions.DOC_MGET, realtime=realtime, refresh=refresh, single=False)
 
-    async def mget(self, requests: Sequence[tuple[str, str, str | None, SourceFilter | None]], *,
-                   realtime: bool = True, refresh: bool = False) -> list[DocResult | StrongroomError]:
+    async def _get_many(self, specs: Sequence["GetSpec"], action: str, *, realtime: bool, refresh: bool,
+                        single: bool) -> list[DocResult | StrongroomError]:
         results: list[DocResult | StrongroomError] = []
         refreshed: set[str] = set()
-        for index_name, doc_id, routing, source_filter in requests:
+        for spec in specs:
             try:
-                index = self._one(index_name, actions.DOC_MGET)
+                index = self._one(spec.index, action)
                 if refresh and index.name not in refreshed:
                     await _run(index.refresh)
                     refreshed.add(index.name)
-                doc = await _run(lambda: index.get(doc_id, routing=routing, realtime=realtime))
-                results.append(self._doc_result(index.name, doc_id, doc, source_filter))
+                doc = await _run(functools.partial(index.get, spec.doc_id, routing=spec.routing, realtime=realtime))
+                if doc is not None and spec.version is not None:
+                    self._check_get_version(index, spec, doc)
+                results.append(self._doc_result(index, spec, doc))
             except StrongroomError as exc:
+                if single:
+                    raise
                 results.append(exc)
         return results
 
+    @staticmethod
+    def _check_get_version(index: Index, spec: "GetSpec", doc: StoredDoc) -> None:
+        kind = spec.version_type or "internal"
+        if kind not in VERSION_TYPES:
+            raise IllegalArgumentError(f"No version type match [{kind}]")
+        if doc.version != spec.version:  # For reads every version type asks for equality.
+            shard = index.shard_for(spec.doc_id, spec.routing).number
+            raise VersionConflictError(f"[{spec.doc_id}]: version conflict, current version [{doc.version}] is "
+                                       f"different than the one provided [{spec.version}]", index=index.name,
+                                       uuid=index.uuid, shard=shard)
 
-def _upserts(write: DocWrite) -> bool:
-    body = write.update or {}
-    return body.get("upsert") is not None or bool(body.get("doc_as_upsert"))
+    def _doc_result(self, index: Index, spec: "GetSpec", doc: StoredDoc | None) -> DocResult:
+        if doc is None:
+            return DocResult(index.name, spec.doc_id, None)
+        source_filter = spec.source_filter
+        stored = spec.stored_fields
+        wants_source = source_filter.fetch if source_filter is not None else True
+        if stored is not None and source_filter is None:
+            wants_source = "_source" in stored  # Asking for stored fields turns `_source` off unless named.
+        fields = None
+        parsed = loads_strict(doc.source) if (wants_source or stored) else None
+        if stored and parsed is not None:
+            fields = {}
+            for name in stored:
+                field_type = index.mapping.fields.get(name)
+                if field_type is None or field_type.params.get("store") not in (True, "true"):
+                    continue
+                values = extract_values(parsed, field_type.parent or name)
+                if values:
+                    fields[name] = values
+        source = None
+        if wants_source and parsed is not None:
+            source = source_filter.apply(parsed) if source_filter else parsed
+        return DocResult(index.name, spec.doc_id, doc, source, fields or None)
+
+
+@dataclass
+class GetSpec:
+    index: str
+    doc_id: str
+    routing: str | None = None
+    source_filter: SourceFilter | None = None
+    stored_fields: tuple[str, ...] | None = None
+    version: int | None = None
+    version_type: str | None = None

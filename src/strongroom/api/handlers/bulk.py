@@ -15,6 +15,7 @@ from starlette.responses import Response
 from ...errors import (ActionRequestValidationError, IllegalArgumentError, JsonParseError, RequestError,
                        StrongroomError)
 from ...jsonio import loads_strict
+from ...query.source import SourceFilter, source_filter_from_body, source_filter_from_params
 from ...security.session import DocWrite
 from . import Call
 from .documents import item_error, parse_document, parse_update_body, write_result_body
@@ -43,14 +44,16 @@ def _int_meta(meta: dict[str, Any], key: str, line: int) -> int | None:
 
 
 def parse_bulk(body: bytes, default_index: str | None, default_routing: str | None
-               ) -> list[tuple[str, DocWrite, StrongroomError | None]]:
-    """(action, write, item error) per item. Raises for framing errors (whole request refused)."""
+               , default_source: SourceFilter | None = None
+               ) -> list[tuple[str, DocWrite, StrongroomError | None, SourceFilter | None]]:
+    """(action, write, item error, source filter of an update's answer) per item. Raises for framing
+    errors (the whole request is refused)."""
     if not body.strip():
         raise ActionRequestValidationError("no requests added")
     if not body.endswith(b"\n"):
         raise IllegalArgumentError("The bulk request must be terminated by a newline [\\n]")
     lines = body.split(b"\n")[:-1]
-    items: list[tuple[str, DocWrite, StrongroomError | None]] = []
+    items: list[tuple[str, DocWrite, StrongroomError | None, SourceFilter | None]] = []
     position = 0
     while position < len(lines):
         raw = lines[position].rstrip(b"\r")
@@ -64,6 +67,8 @@ def parse_bulk(body: bytes, default_index: str | None, default_routing: str | No
             raise _malformed(number, f"expected START_OBJECT but the line is not valid JSON ({exc.reason})") from None
         if not isinstance(action_line, dict):
             raise _malformed(number, "expected START_OBJECT but found a different value")
+        if not action_line:
+            raise _malformed(number, "expected FIELD_NAME but found [END_OBJECT]")
         if len(action_line) != 1 or next(iter(action_line)) not in ACTIONS:
             found = next(iter(action_line), "")
             raise _malformed(number, f"expected field [create], [delete], [index] or [update] but found [{found}]")
@@ -87,7 +92,7 @@ def parse_bulk(body: bytes, default_index: str | None, default_routing: str | No
                          _int_meta(meta, "if_primary_term", number), _int_meta(meta, "version", number),
                          meta.get("version_type"), None if routing is None else str(routing))
         if action == "delete":
-            items.append((action, write, None))
+            items.append((action, write, None, None))
             continue
         if position >= len(lines):
             raise IllegalArgumentError(f"Validation Failed: 1: the [{action}] action on line [{number}] has no "
@@ -100,17 +105,22 @@ def parse_bulk(body: bytes, default_index: str | None, default_routing: str | No
             except JsonParseError as exc:
                 raise JsonParseError(f"the update on line [{number + 1}] is not valid JSON: {exc.reason}") from None
             write.update = parse_update_body(update)
-            items.append((action, write, None))
+            wanted = default_source
+            if "_source" in meta:
+                wanted = source_filter_from_body(meta["_source"])
+            if "_source" in write.update:
+                wanted = source_filter_from_body(write.update["_source"])
+            items.append((action, write, None, wanted))
             continue
         if meta.get("op_type") == "create":
-            write.op = "create"
+            write.op = action = "create"  # Answered under "create", as Elasticsearch does.
         try:
             write.document = parse_document(source)
         except StrongroomError as exc:
-            items.append((action, write, exc))
+            items.append((action, write, exc, None))
             continue
         write.source = source
-        items.append((action, write, None))
+        items.append((action, write, None, None))
     if not items:
         raise ActionRequestValidationError("no requests added")
     return items
@@ -118,13 +128,18 @@ def parse_bulk(body: bytes, default_index: str | None, default_routing: str | No
 
 async def bulk(call: Call) -> Response:
     started = time.monotonic()
-    items = parse_bulk(call.body, call.path.get("index"), call.params.str("routing"))
-    writes = [w for _a, w, error in items if error is None]
+    p = call.params
+    default_source = None
+    if any(p.has(name) for name in ("_source", "_source_includes", "_source_excludes")):
+        default_source = source_filter_from_params(p.str("_source"), p.str("_source_includes"),
+                                                   p.str("_source_excludes"))
+    items = parse_bulk(call.body, call.path.get("index"), p.str("routing"), default_source)
+    writes = [w for _a, w, error, _s in items if error is None]
     results, forced = await call.session.write(writes, refresh=call.params.refresh())
     answers = iter(results)
     out = []
     errors = False
-    for action, write, error in items:
+    for action, write, error, wanted in items:
         if error is not None:
             out.append({action: {"_index": write.index, "_id": write.doc_id, "status": error.status,
                                  "error": item_error(error)}})
@@ -137,6 +152,9 @@ async def bulk(call: Call) -> Response:
                                  "error": item_error(result.outcome)}})
             continue
         body, _status = write_result_body(result, forced_refresh=forced, include_status=True)
+        if wanted is not None and wanted.fetch and result.source is not None:
+            body["get"] = {"_seq_no": body["_seq_no"], "_primary_term": body["_primary_term"], "found": True,
+                           "_source": wanted.apply(loads_strict(result.source))}
         out.append({action: body})
     took = int((time.monotonic() - started) * 1000)
     return call.json({"errors": errors, "took": took, "items": out})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import Response
@@ -63,11 +65,19 @@ async def health(call: Call) -> Response:
         "active_shards_percent_as_number": 100.0 if not unassigned else round(
             100.0 * primaries / (primaries + unassigned), 1)}
     if level in ("indices", "shards"):
-        body["indices"] = {v.name: {
-            "status": _health_of(v), "number_of_shards": v.shards, "number_of_replicas": v.replicas,
-            "active_primary_shards": v.shards, "active_shards": v.shards, "relocating_shards": 0,
-            "initializing_shards": 0, "unassigned_shards": v.shards * v.replicas,
-            "unassigned_primary_shards": 0} for v in views}
+        body["indices"] = {}
+        for v in views:
+            entry: dict[str, Any] = {
+                "status": _health_of(v), "number_of_shards": v.shards, "number_of_replicas": v.replicas,
+                "active_primary_shards": v.shards, "active_shards": v.shards, "relocating_shards": 0,
+                "initializing_shards": 0, "unassigned_shards": v.shards * v.replicas,
+                "unassigned_primary_shards": 0}
+            if level == "shards":
+                entry["shards"] = {str(n): {"status": _health_of(v), "primary_active": True, "active_shards": 1,
+                                            "relocating_shards": 0, "initializing_shards": 0,
+                                            "unassigned_shards": v.replicas, "unassigned_primary_shards": 0}
+                                   for n in range(v.shards)}
+            body["indices"][v.name] = entry
     wanted = params.str("wait_for_status")
     if wanted is not None and wanted not in HEALTH_ORDER:
         raise IllegalArgumentError(f"unknown cluster health status [{wanted}]")
@@ -102,29 +112,51 @@ def _bytes(size: int, unit: str | None) -> str:
     return str(size // divisors[unit])
 
 
-def cat_response(call: Call, columns: list[str], rows: list[dict[str, str]]) -> Response:
+@dataclass(frozen=True)
+class Column:
+    name: str
+    aliases: tuple[str, ...]
+    help: str
+    default: bool = True
+
+
+def cat_response(call: Call, columns: list[Column], rows: list[dict[str, str]]) -> Response:
     params = call.params
-    selected = columns
+    by_name = {c.name: c for c in columns}
+    lookup = {alias: c.name for c in columns for alias in (c.name, *c.aliases)}
+    if params.has("help"):
+        width = max(len(c.name) for c in columns)
+        lines = [f"{c.name.ljust(width)} | {','.join(c.aliases).ljust(12)} | {c.help}" for c in columns]
+        return text_response(call.request, "".join(line + "\n" for line in lines))
+    headers = [c.name for c in columns if c.default]
+    selected = headers
     if params.str("h"):
-        wanted = [h.strip() for h in (params.str("h") or "").split(",") if h.strip()]
-        unknown = [h for h in wanted if h not in columns]
-        if unknown:
-            raise IllegalArgumentError(f"unable to find column [{unknown[0]}]")
-        selected = wanted
+        selected, headers = [], []
+        for wanted in (h.strip() for h in (params.str("h") or "").split(",") if h.strip()):
+            if "*" in wanted:
+                matched = [c.name for c in columns if fnmatch.fnmatchcase(c.name, wanted)]
+                selected += matched
+                headers += matched
+            elif wanted in lookup:
+                selected.append(lookup[wanted])
+                headers.append(wanted)
+            else:
+                raise IllegalArgumentError(f"unable to find column [{wanted}]")
     if params.str("s"):
         for spec in reversed((params.str("s") or "").split(",")):
             name, _, order = spec.partition(":")
-            if name not in columns:
+            if name not in lookup:
                 raise IllegalArgumentError(f"Unable to sort by unknown sort key `{name}`")
-            rows.sort(key=lambda r: _sort_key(r[name]), reverse=order == "desc")
+            column = by_name[lookup[name]].name
+            rows.sort(key=lambda r: _sort_key(r[column]), reverse=order == "desc")
     fmt = params.str("format", "text")
     if fmt == "json":
-        return call.json([{c: r[c] for c in selected} for r in rows])
+        return call.json([{h: r[c] for h, c in zip(headers, selected)} for r in rows])
     if fmt != "text":
         raise IllegalArgumentError(f"[format] [{fmt}] is not supported by _cat; use text or json")
     table = [[r[c] for c in selected] for r in rows]
     if params.bool("v"):
-        table.insert(0, selected)
+        table.insert(0, headers)
     widths = [max((len(row[i]) for row in table), default=0) for i in range(len(selected))]
     lines = [" ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table]
     return text_response(call.request, "".join(line + "\n" for line in lines))
@@ -141,26 +173,49 @@ CAT_PARAMS = ("format", "h", "help", "v", "s", "bytes", "local", "master_timeout
               *INDEX_OPTION_PARAMS)
 
 
+INDEX_COLUMNS = [
+    Column("health", ("h",), "current health status"),
+    Column("status", ("s",), "open/close status"),
+    Column("index", ("i", "idx"), "index name"),
+    Column("uuid", ("id",), "index uuid"),
+    Column("pri", ("p", "shards.primary", "shardsPrimary"), "number of primary shards"),
+    Column("rep", ("r", "shards.replica", "shardsReplica"), "number of replica shards"),
+    Column("docs.count", ("dc", "docsCount"), "available docs"),
+    Column("docs.deleted", ("dd", "docsDeleted"), "deleted docs"),
+    Column("creation.date", ("cd",), "index creation date (millisecond value)", default=False),
+    Column("creation.date.string", ("cds",), "index creation date (as string)", default=False),
+    Column("store.size", ("ss", "storeSize"), "store size of primaries & replicas"),
+    Column("pri.store.size", (), "store size of primaries"),
+    Column("dataset.size", (), "total size of dataset"),
+]
+
+
 async def cat_indices(call: Call) -> Response:
+    wanted_health = call.params.str("health")
+    if wanted_health is not None and wanted_health not in HEALTH_ORDER:
+        raise IllegalArgumentError(f"[health] must be one of green, yellow or red, got [{wanted_health}]")
     views = await call.session.get_indices(call.path.get("index"), stats=True, **call.params.index_options())
     unit = call.params.str("bytes")
-    wanted_health = call.params.str("health")
     rows = []
     for v in views:
         health_value = _health_of(v)
         if wanted_health and health_value != wanted_health:
             continue
+        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(v.creation_date / 1000))
         rows.append({"health": health_value, "status": "open", "index": v.name, "uuid": v.uuid,
                      "pri": str(v.shards), "rep": str(v.replicas), "docs.count": str(v.docs),
-                     "docs.deleted": str(v.deleted), "store.size": _bytes(v.store_bytes, unit),
-                     "pri.store.size": _bytes(v.store_bytes, unit), "dataset.size": _bytes(v.store_bytes, unit)})
-    columns = ["health", "status", "index", "uuid", "pri", "rep", "docs.count", "docs.deleted", "store.size",
-               "pri.store.size", "dataset.size"]
-    return cat_response(call, columns, rows)
+                     "docs.deleted": str(v.deleted), "creation.date": str(v.creation_date),
+                     "creation.date.string": f"{created}.{v.creation_date % 1000:03d}Z",
+                     "store.size": _bytes(v.store_bytes, unit), "pri.store.size": _bytes(v.store_bytes, unit),
+                     "dataset.size": _bytes(v.store_bytes, unit)})
+    return cat_response(call, INDEX_COLUMNS, rows)
 
 
 async def cat_count(call: Call) -> Response:
     total, _shards = await call.session.count(call.path.get("index"), None)
     now = time.time()
     row = {"epoch": str(int(now)), "timestamp": time.strftime("%H:%M:%S", time.gmtime(now)), "count": str(total)}
-    return cat_response(call, ["epoch", "timestamp", "count"], [row])
+    columns = [Column("epoch", ("t", "time"), "seconds since 1970-01-01 00:00:00"),
+               Column("timestamp", ("ts", "hms", "hhmmss"), "time in HH:MM:SS"),
+               Column("count", ("dc", "docs.count", "docsCount"), "the document count")]
+    return cat_response(call, columns, [row])

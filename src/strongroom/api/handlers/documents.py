@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from starlette.responses import Response
@@ -10,7 +11,7 @@ from ...errors import (ActionRequestValidationError, JsonParseError, MapperParsi
                        RequestError, StrongroomError)
 from ...jsonio import loads_strict
 from ...query.source import SourceFilter, source_filter_from_body, source_filter_from_params
-from ...security.session import DocResult, DocWrite, WriteResult
+from ...security.session import DocResult, DocWrite, GetSpec, WriteResult
 from ..wire import head_response
 from . import Call
 
@@ -94,7 +95,10 @@ def parse_update_body(body: Any) -> dict[str, Any]:
         raise RequestError("an update request body must be a JSON object")
     unknown = set(body) - UPDATE_KEYS
     if unknown:
-        raise JsonParseError(f"[UpdateRequest] unknown field [{sorted(unknown)[0]}]")
+        field = sorted(unknown)[0]
+        close = difflib.get_close_matches(field, sorted(UPDATE_KEYS), n=1)
+        hint = f" did you mean [{close[0]}]?" if close else ""
+        raise JsonParseError(f"[UpdateRequest] unknown field [{field}]{hint}")
     if "script" in body or body.get("scripted_upsert"):
         raise RequestError("scripts are not supported by Strongroom; send a partial document in [doc]")
     if body.get("doc") is None and body.get("upsert") is None:
@@ -123,11 +127,20 @@ async def update_doc(call: Call) -> Response:
     return call.json(response, status)
 
 
-def _get_filter(call: Call) -> SourceFilter:
-    if call.params.str("stored_fields"):
-        raise RequestError("[stored_fields] are not supported; Strongroom returns fields from _source")
-    return source_filter_from_params(call.params.str("_source"), call.params.str("_source_includes"),
-                                     call.params.str("_source_excludes"))
+def _list_param(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _get_spec(call: Call, doc_id: str) -> GetSpec:
+    p = call.params
+    source_filter = None
+    if any(p.has(name) for name in ("_source", "_source_includes", "_source_excludes")):
+        source_filter = source_filter_from_params(p.str("_source"), p.str("_source_includes"),
+                                                  p.str("_source_excludes"))
+    return GetSpec(call.path.get("index", ""), doc_id, p.str("routing"), source_filter, _list_param(p.str("stored_fields")),
+                   p.int("version"), p.str("version_type"))
 
 
 def doc_body(result: DocResult) -> dict[str, Any]:
@@ -140,18 +153,22 @@ def doc_body(result: DocResult) -> dict[str, Any]:
         body["_routing"] = doc.routing
     if result.source is not None:
         body["_source"] = result.source
+    if result.fields:
+        body["fields"] = result.fields
     return body
 
 
-async def _get(call: Call, source_filter: SourceFilter | None) -> DocResult:
-    return await call.session.get(call.path["index"], call.path["id"], routing=call.params.str("routing"),
-                                  realtime=call.params.bool("realtime", True), refresh=call.params.bool("refresh"),
-                                  source_filter=source_filter)
+async def _get(call: Call, head: bool) -> DocResult:
+    spec = _get_spec(call, call.path["id"])
+    if head:
+        spec.source_filter, spec.stored_fields = SourceFilter(fetch=False), None
+    return await call.session.get(spec, realtime=call.params.bool("realtime", True),
+                                  refresh=call.params.bool("refresh"))
 
 
 async def get_doc(call: Call) -> Response:
     head = call.request.method == "HEAD"
-    result = await _get(call, SourceFilter(fetch=False) if head else _get_filter(call))
+    result = await _get(call, head)
     if head:
         return head_response(200 if result.doc is not None else 404)
     return call.json(doc_body(result), 200 if result.doc is not None else 404)
@@ -159,7 +176,7 @@ async def get_doc(call: Call) -> Response:
 
 async def get_source(call: Call) -> Response:
     head = call.request.method == "HEAD"
-    result = await _get(call, SourceFilter(fetch=False) if head else _get_filter(call))
+    result = await _get(call, head)
     if result.doc is None:
         if head:
             return head_response(404)
@@ -169,59 +186,82 @@ async def get_source(call: Call) -> Response:
     return call.json(result.source if result.source is not None else {})
 
 
-MGET_DOC_KEYS = {"_index", "_id", "routing", "_routing", "_source", "stored_fields", "version", "version_type"}
+MGET_DOC_KEYS = {"_index", "_id", "routing", "_source", "stored_fields", "version", "version_type"}
+
+
+def _mget_string(spec: dict[str, Any], key: str, position: int) -> str | None:
+    value = spec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RequestError(f"failed to parse multi get request: [{key}] of doc {position} must be a string")
+    return str(value)
 
 
 async def mget(call: Call) -> Response:
     body = call.json_body(required=True)
     default_index = call.path.get("index")
-    default_filter = _get_filter(call)
     routing = call.params.str("routing")
     unknown = set(body) - {"docs", "ids"}
     if unknown:
         raise RequestError(f"unknown key [{sorted(unknown)[0]}] in mget request")
-    specs: list[dict[str, Any]]
+    entries: list[Any]
     if "ids" in body:
-        if not isinstance(body["ids"], list) or not all(isinstance(i, (str, int)) for i in body["ids"]):
+        if not isinstance(body["ids"], list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool)
+                                                        for i in body["ids"]):
             raise RequestError("[ids] must be an array of ids")
-        specs = [{"_id": str(i)} for i in body["ids"]]
+        entries = [{"_id": i} for i in body["ids"]]
     else:
-        specs = body.get("docs")
-        if not isinstance(specs, list):
+        entries = body.get("docs", [])
+        if not isinstance(entries, list):
             raise RequestError("[docs] must be an array")
-    if not specs:
+    if not entries:
         raise ActionRequestValidationError("no documents to get")
-    requests = []
+    template = _get_spec(call, "")
+    specs = []
     problems = []
-    for position, spec in enumerate(specs):
-        if not isinstance(spec, dict):
+    for position, entry in enumerate(entries):
+        if not isinstance(entry, dict):
             raise RequestError("each entry of [docs] must be an object")
-        extra = set(spec) - MGET_DOC_KEYS
+        extra = set(entry) - MGET_DOC_KEYS
         if extra:
-            raise RequestError(f"unknown key [{sorted(extra)[0]}] for a doc in mget request")
-        index = spec.get("_index", default_index)
-        doc_id = spec.get("_id")
+            raise RequestError(f"failed to parse multi get request. unknown field [{sorted(extra)[0]}]")
+        index = _mget_string(entry, "_index", position) or default_index
+        doc_id = _mget_string(entry, "_id", position)
         if index is None:
             problems.append(f"index is missing for doc {position}")
-        if doc_id is None or doc_id == "":
+        if not doc_id:
             problems.append(f"id is missing for doc {position}")
-        source_filter = source_filter_from_body(spec["_source"]) if "_source" in spec else default_filter
-        requests.append((index, str(doc_id), spec.get("routing", spec.get("_routing", routing)), source_filter))
+        source_filter = source_filter_from_body(entry["_source"]) if "_source" in entry else template.source_filter
+        stored = template.stored_fields
+        if "stored_fields" in entry:
+            stored = entry["stored_fields"]
+            if isinstance(stored, str):
+                stored = (stored,)
+            elif not isinstance(stored, list) or not all(isinstance(f, str) for f in stored):
+                raise RequestError(f"[stored_fields] of doc {position} must be an array of field names")
+            else:
+                stored = tuple(stored)
+        version = entry.get("version")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise RequestError(f"[version] of doc {position} must be a number")
+        specs.append(GetSpec(index or "", doc_id or "", _mget_string(entry, "routing", position) or routing,
+                             source_filter, stored, version, _mget_string(entry, "version_type", position)))
     if problems:
         raise ActionRequestValidationError(*problems)
-    results = await call.session.mget(requests, realtime=call.params.bool("realtime", True),
+    results = await call.session.mget(specs, realtime=call.params.bool("realtime", True),
                                       refresh=call.params.bool("refresh"))
     docs = []
-    for (index, doc_id, _routing, _filter), result in zip(requests, results):
+    for spec, result in zip(specs, results):
         if isinstance(result, StrongroomError):
-            docs.append({"_index": index, "_id": doc_id, "error": item_error(result)})
+            docs.append({"_index": spec.index, "_id": spec.doc_id, "error": result.to_es()})
         else:
             docs.append(doc_body(result))
     return call.json({"docs": docs})
 
 
 def item_error(error: StrongroomError) -> dict[str, Any]:
-    """The error object of one item in a multi-item response (no root_cause, as Elasticsearch does)."""
+    """The error object of one `_bulk` item (no root_cause, as Elasticsearch does there)."""
     body = error.to_es()
     body.pop("root_cause", None)
     return body

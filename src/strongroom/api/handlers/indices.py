@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ...errors import RequestError
+from ...errors import IllegalArgumentError, RequestError
 from ...security import policy as actions
 from ...security.session import IndexView
 from ..wire import INDEX_OPTION_PARAMS, head_response
@@ -68,6 +68,8 @@ async def get_mapping(call: Call) -> Response:
 
 async def put_mapping(call: Call) -> Response:
     body = call.json_body(required=True)
+    if "_doc" in body:
+        raise IllegalArgumentError("Types cannot be provided in put mapping requests")
     await call.session.put_mapping(call.path["index"], body, **call.params.index_options())
     return call.json({"acknowledged": True})
 
