@@ -13,18 +13,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from expect import check
 from strongroom.errors import JsonParseError, RequestError
 from strongroom.jsonio import dumps, loads_strict
-
-
-def check(condition: bool, message: str) -> None:
-    """Fails with `message` and no traceback.
-
-    The xfail tests use it: pytest formats a full traceback for every expected failure, which would
-    otherwise dominate the run time of this file.
-    """
-    if not condition:
-        pytest.fail(message, pytrace=False)
 
 
 # -- valid input ----------------------------------------------------------------------------------

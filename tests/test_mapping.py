@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from expect import attempt, check, check_raises
 from strongroom.engine.mapping import Mapping, MappingLimits
 from strongroom.errors import (
     IllegalArgumentError,
@@ -34,30 +35,6 @@ def values_of(field: dict, value) -> list:
 def dynamic(doc: dict, **root):
     parsed = Mapping.parse_definition(root).parse_document(doc, "1")
     return parsed.values, parsed.additions
-
-
-def attempt(call, *args, **kwargs):
-    """The result of the call, or the exception it raised (as a value)."""
-    try:
-        return call(*args, **kwargs)
-    except Exception as exc:
-        return exc
-
-
-def check(condition: bool, message: str) -> None:
-    """Fails with `message` and no traceback.
-
-    The xfail tests use these helpers: pytest formats a full traceback for every expected failure,
-    which would otherwise dominate the run time of this file.
-    """
-    if not condition:
-        pytest.fail(message, pytrace=False)
-
-
-def check_raises(error, call, *args, **kwargs) -> None:
-    got = attempt(call, *args, **kwargs)
-    if not isinstance(got, error):
-        check(False, f"expected {error}, got {got!r}")
 
 
 # -- definitions ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from expect import check
 from strongroom.errors import RequestError
 from strongroom.query.source import SourceFilter, source_filter_from_body, source_filter_from_params
 
@@ -28,16 +29,6 @@ def apply(includes=(), excludes=(), doc=None):
     return SourceFilter(True, tuple(includes), tuple(excludes)).apply(
         copy.deepcopy(DOC if doc is None else doc)
     )
-
-
-def check(condition: bool, message: str) -> None:
-    """Fails with `message` and no traceback.
-
-    The xfail tests use it: pytest formats a full traceback for every expected failure, which would
-    otherwise dominate the run time of this file.
-    """
-    if not condition:
-        pytest.fail(message, pytrace=False)
 
 
 FILTERS = [
