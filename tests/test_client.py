@@ -263,3 +263,20 @@ def test_fingerprint_pinning_works(server: LiveServer) -> None:
     printed = next(line for line in server.output if "SHA-256 fingerprint" in line).split()[-1]
     with Elasticsearch(server.url, ssl_assert_fingerprint=printed, basic_auth=("admin", server.password)) as client:
         assert client.info()["tagline"] == "You Know, for Search"
+
+
+def test_dynamic_settings_update(es: elasticsearch.Elasticsearch, index_name: str) -> None:
+    es.indices.create(index=index_name, settings={"number_of_replicas": 0})
+    assert es.indices.put_settings(index=index_name, settings={"index": {"refresh_interval": "-1"}})["acknowledged"]
+    es.index(index=index_name, id="1", document={"a": 1})
+    assert es.count(index=index_name)["count"] == 0  # Periodic refresh is off now.
+    settings = es.indices.get_settings(index=index_name, flat_settings=True)[index_name]["settings"]
+    assert settings["index.refresh_interval"] == "-1"
+    es.indices.put_settings(index=index_name, settings={"refresh_interval": None})  # Back to the default.
+    defaults = es.indices.get_settings(index=index_name, include_defaults=True, flat_settings=True)[index_name]
+    assert "index.refresh_interval" not in defaults["settings"]
+    assert defaults["defaults"]["index.refresh_interval"] == "1s"
+    with pytest.raises(ApiError) as static:
+        es.indices.put_settings(index=index_name, settings={"number_of_shards": 3})
+    assert static.value.status_code == 400
+    assert "Can't update non dynamic settings" in static.value.body["error"]["reason"]

@@ -46,6 +46,7 @@ def build_router() -> Router:
     r.add(["GET"], ["/_mapping", "/{index}/_mapping"], indices.get_mapping, params=indices.INDEX_PARAMS)
     r.add(["PUT", "POST"], ["/{index}/_mapping"], indices.put_mapping, params=indices.INDEX_PARAMS, body=True)
     r.add(["GET"], ["/_settings", "/{index}/_settings"], indices.get_settings, params=indices.INDEX_PARAMS)
+    r.add(["PUT"], ["/_settings", "/{index}/_settings"], indices.put_settings, params=indices.INDEX_PARAMS, body=True)
     r.add(["GET", "POST"], ["/_refresh", "/{index}/_refresh"], indices.refresh, params=indices.INDEX_PARAMS)
     r.add(["GET", "POST"], ["/_count", "/{index}/_count"], indices.count,
           params=(*indices.INDEX_PARAMS, "q", "preference", "routing"), body=True)

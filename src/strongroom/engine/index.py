@@ -104,24 +104,34 @@ def flatten_settings(body: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def normalize_settings(body: Any) -> dict[str, str]:
-    """Create-index settings → flat `index.*` keys with string values, validated."""
+DYNAMIC_SETTINGS = frozenset({"index.number_of_replicas", "index.refresh_interval", "index.max_result_window",
+                              "index.mapping.total_fields.limit", "index.mapping.depth.limit"})
+
+
+def normalize_settings(body: Any, *, updates: bool = False) -> dict[str, str | None]:
+    """Settings → flat `index.*` keys with string values, validated. With `updates`, a null value
+    means "back to the default"."""
     flat = flatten_settings(body or {})
-    normalized: dict[str, str] = {}
+    normalized: dict[str, str | None] = {}
     for key, value in flat.items():
         name = key if key.startswith("index.") else f"index.{key}"
-        if name in READ_ONLY_SETTINGS:
+        if name in READ_ONLY_SETTINGS and not updates:
             continue
-        if name not in INDEX_SETTINGS:
+        if name not in INDEX_SETTINGS and name not in READ_ONLY_SETTINGS:
             raise IllegalArgumentError(f"unknown setting [{name}] please check that any required plugins are "
                                        "installed, or check the breaking changes documentation for removed settings")
+        if value is None and updates:
+            normalized[name] = None
+            continue
         if isinstance(value, (dict, list)) or value is None:
             raise IllegalArgumentError(f"Failed to parse value [{value}] for setting [{name}]")
         text = str(value).lower() if isinstance(value, bool) else str(value)
         INDEX_SETTINGS[name][1](text, name)
         normalized[name] = text
-    shards = int(normalized.get("index.number_of_shards", "1"))
-    routing = int(normalized.get("index.number_of_routing_shards", shards))
+    if updates:
+        return normalized
+    shards = int(normalized.get("index.number_of_shards") or "1")
+    routing = int(normalized.get("index.number_of_routing_shards") or shards)
     if routing < shards or routing % shards:
         raise IllegalArgumentError(f"the number of source shards [{shards}] must be a factor of [{routing}]")
     return normalized
@@ -224,6 +234,30 @@ class Index:
     @property
     def refresh_interval(self) -> float | None:
         return parse_time_value(self.setting("index.refresh_interval"), "index.refresh_interval")
+
+    def update_settings(self, body: Any) -> None:
+        changes = normalize_settings(body, updates=True)
+        static = sorted(name for name in changes if name not in DYNAMIC_SETTINGS)
+        if static:
+            raise IllegalArgumentError(f"Can't update non dynamic settings [[{', '.join(static)}]] for open indices "
+                                       f"[[{self.name}/{self.uuid}]]")
+        with self._mapping_lock:
+            settings = dict(self.settings)
+            for name, value in changes.items():
+                if value is None:
+                    settings.pop(name, None)
+                else:
+                    settings[name] = value
+            limits = MappingLimits(int(settings.get("index.mapping.total_fields.limit", "1000")),
+                                   int(settings.get("index.mapping.depth.limit", "20")))
+            previous = self.settings, self._limits, self.mapping
+            self.settings, self._limits = settings, limits
+            self.mapping = Mapping(self.mapping.root, self.mapping.root_params, limits)
+            try:
+                atomic_write(self.path / META_FILE, json.dumps(self.meta(), ensure_ascii=False, indent=1).encode())
+            except OSError as exc:
+                self.settings, self._limits, self.mapping = previous
+                raise InternalError("the settings update could not be persisted") from exc
 
     def put_mapping(self, body: Any) -> None:
         with self._mapping_lock:

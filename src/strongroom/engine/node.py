@@ -92,7 +92,7 @@ class Engine:
 
     def create_index(self, name: str, settings: Any = None, mappings: Any = None) -> Index:
         validate_index_name(name)
-        normalized = normalize_settings(settings)
+        normalized = {k: v for k, v in normalize_settings(settings).items() if v is not None}
         with self._lock:
             if name in self._indices:
                 raise ResourceAlreadyExistsError(name, self._indices[name].uuid)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import tantivy
 
 from ..errors import DocumentMissingError, InternalError, StrongroomError, VersionConflictError
-from .fsutil import atomic_write, fsync_dir
+from .fsutil import atomic_write, fsync_dir, make_dirs
 from .records import OP_DELETE, OP_INDEX, LoggedOp
 from .wal import LocalLog, LogCorruptionError, LogError
 
@@ -202,7 +202,7 @@ class Shard:
     def _open_index(self) -> None:
         directory = self._tantivy_dir
         if not (directory / "meta.json").exists():
-            directory.mkdir(parents=True, exist_ok=True)
+            make_dirs(directory)
             builder = tantivy.SchemaBuilder()
             builder.add_text_field("_id", stored=True, tokenizer_name="raw")
             tantivy.Index(builder.build(), path=str(directory))

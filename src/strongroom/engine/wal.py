@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from .fsutil import fsync_dir
+from .fsutil import fsync_dir, make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class LocalLog:
         self._state = threading.Lock()  # appended/segments bookkeeping
         self._syncing = threading.Lock()  # one fsync at a time; also excludes segment rolls
         self._closed = False
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(directory)
         self._segments: list[tuple[int, Path]] = self._list_segments()
         self._last_seq = base_seq - 1
         self._recover()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from ..engine.index import Index, UpdateSpec, WriteOutcome, WriteRequest
+from ..engine.index import INDEX_SETTINGS, Index, UpdateSpec, WriteOutcome, WriteRequest
 from ..engine.node import Engine
 from ..engine.shard import Conditions, OpResult, StoredDoc
 from ..errors import (ActionRequestValidationError, IllegalArgumentError, IndexNotFoundError, StrongroomError,
@@ -199,6 +199,13 @@ class Session:
         engine = self.__engine
         for name in resolution.names:
             await _run(engine.index(name).put_mapping, body)
+        return resolution.names
+
+    async def update_settings(self, expression: str | None, body: Any, **options: Any) -> list[str]:
+        resolution = self._resolve(expression, actions.SETTINGS_UPDATE, allow_no_indices=False, **options)
+        engine = self.__engine
+        for name in resolution.names:
+            await _run(engine.index(name).update_settings, body)
         return resolution.names
 
     async def refresh(self, expression: str | None, **options: Any) -> int:
@@ -403,3 +410,8 @@ class GetSpec:
     stored_fields: tuple[str, ...] | None = None
     version: int | None = None
     version_type: str | None = None
+
+
+def index_settings_defaults() -> dict[str, str]:
+    """Default values of the index settings the engine honours (for `include_defaults`)."""
+    return {name: default for name, (default, _parse) in INDEX_SETTINGS.items()}

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from ...errors import IllegalArgumentError, RequestError
 from ...security import policy as actions
-from ...security.session import IndexView
+from ...security.session import IndexView, index_settings_defaults
 from ..wire import INDEX_OPTION_PARAMS, head_response
 from . import Call, shards_header
 
@@ -41,6 +41,10 @@ def render_settings(view: IndexView, *, flat: bool) -> dict[str, Any]:
     values = {"index.creation_date": str(view.creation_date), "index.number_of_shards": str(view.shards),
               "index.number_of_replicas": str(view.replicas), "index.uuid": view.uuid,
               "index.version.created": "8150099", "index.provided_name": view.name, **view.settings}
+    return _nest(values, flat)
+
+
+def _nest(values: dict[str, str], flat: bool) -> dict[str, Any]:
     if flat:
         return dict(sorted(values.items()))
     nested: dict[str, Any] = {}
@@ -78,7 +82,26 @@ async def get_settings(call: Call) -> Response:
     views = await call.session.get_indices(call.path.get("index"), actions.SETTINGS_GET,
                                            **call.params.index_options())
     flat = call.params.bool("flat_settings")
-    return call.json({v.name: {"settings": render_settings(v, flat=flat)} for v in views})
+    defaults = call.params.bool("include_defaults")
+    out = {}
+    for v in views:
+        out[v.name] = {"settings": render_settings(v, flat=flat)}
+        if defaults:
+            out[v.name]["defaults"] = render_defaults(v, flat=flat)
+    return call.json(out)
+
+
+def render_defaults(view: IndexView, *, flat: bool) -> dict[str, Any]:
+    values = {name: default for name, default in index_settings_defaults().items() if name not in view.settings
+              and name not in ("index.number_of_shards", "index.number_of_replicas")}
+    return _nest(values, flat)
+
+
+async def put_settings(call: Call) -> Response:
+    body = call.json_body(required=True)
+    settings = body.get("settings", body) if set(body) == {"settings"} else body
+    await call.session.update_settings(call.path.get("index"), settings, **call.params.index_options())
+    return call.json({"acknowledged": True})
 
 
 async def refresh(call: Call) -> Response:

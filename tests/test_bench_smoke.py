@@ -1,0 +1,27 @@
+"""The benchmark runs end to end and computes its ratios (no timing assertions: those live in bench/)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.mark.slow
+def test_core_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
+    before = set((ROOT / "bench" / "results").glob("core-*.json")) if (ROOT / "bench" / "results").exists() else set()
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "core.py"), "--docs", "5000", "--lookups", "200"],
+                          capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "STRONGROOM_BENCH_CACHE": str(tmp_path)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    (report_path,) = set((ROOT / "bench" / "results").glob("core-*.json")) - before
+    report = json.loads(report_path.read_text())
+    assert set(report["ratios"]) == {"bulk_docs_per_s", "get_p50_ms", "get_p99_ms"}
+    assert all(value > 0 for value in report["ratios"].values())
+    assert "| bulk load, docs/s |" in done.stdout
