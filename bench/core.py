@@ -21,7 +21,6 @@ import random
 import re
 import shutil
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from live import PASSWORD, LiveServer, run_strongroom, start_server
 from strongroom.engine.wal import encode_record

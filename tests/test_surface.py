@@ -182,3 +182,18 @@ def test_failed_logins_are_slowed_per_user_and_address(http: httpx.Client) -> No
         timings.append(time.monotonic() - started)
     # Three free failures, then 0.25 s, 0.5 s, 1 s of imposed delay on top of hashing.
     assert timings[5] >= 0.9 and timings[5] > timings[0] + 0.5, timings
+
+
+def test_operator_certificates_are_used_and_nothing_is_generated(tmp_path: Path) -> None:
+    from strongroom.crypto.tls import ensure_http_certificates
+
+    own = ensure_http_certificates(tmp_path / "pki", ["127.0.0.1"])
+    live = start_server(tmp_path / "d", tmp_path / "c", extra=["--tls-cert", str(own.cert_chain),
+                                                             "--tls-key", str(own.key)])
+    try:
+        assert not (tmp_path / "c" / "certs").exists()
+        context = ssl.create_default_context(cafile=str(own.ca_cert))
+        assert httpx.get(live.url + "/", auth=("admin", live.password), verify=context).status_code == 200
+        assert own.fingerprint in live.log_text()
+    finally:
+        live.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import heapq
 import json
 import logging
 import re
@@ -448,24 +447,6 @@ class Index:
             query = shard.exclude_checkpoint(self.compiler(shard).compile(node))
             total += searcher.search(query, 1, count=True).count
         return total
-
-    def search(self, node: Node, *, size: int, offset: int = 0) -> tuple[int, list[tuple[float, StoredDoc]]]:
-        """Top hits by score across shards (each shard's top `offset + size`, merged)."""
-        want = offset + size
-        total = 0
-        candidates: list[tuple[float, int, int, StoredDoc]] = []
-        for shard in self.shards:
-            searcher = shard.searcher
-            query = shard.exclude_checkpoint(self.compiler(shard).compile(node))
-            result = searcher.search(query, max(want, 1), count=True)
-            total += result.count
-            for rank, (score, address) in enumerate(result.hits[:want]):
-                doc = searcher.doc(address)
-                stored = StoredDoc(doc.get_first("_id"), doc.get_first("_seq_no"), doc.get_first("_version"),
-                                   doc.get_first("_primary_term"), doc.get_first("_source"), doc.get_first("_routing"))
-                candidates.append((score, shard.number, rank, stored))
-        best = heapq.nsmallest(want, candidates, key=lambda c: (-c[0], c[1], c[2]))
-        return total, [(score, stored) for score, _n, _r, stored in best[offset:]]
 
     def refresh(self) -> None:
         for shard in self.shards:

@@ -255,7 +255,6 @@ class ObjectType:
     properties: MappingABC[str, "FieldType | ObjectType"]
     dynamic: str | None = None  # None: inherit from the parent
     enabled: bool = True
-    explicit_type: bool = False
 
     def to_es(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -653,7 +652,7 @@ def _parse_object(path: str, body: dict[str, Any], *, depth: int, limits: Mappin
         if name in properties:
             node = _merge_nodes(properties[name], node)
         properties[name] = node
-    return ObjectType(path, properties, dynamic, enabled, explicit_type=body.get("type") == "object")
+    return ObjectType(path, properties, dynamic, enabled)
 
 
 def _expand_dotted(parts: list[str], definition: Any) -> dict[str, Any]:
@@ -766,7 +765,7 @@ def _merge_objects(old: ObjectType, new: ObjectType) -> ObjectType:
     if old.path and old.enabled != new.enabled and "enabled" in (new.to_es()):
         raise IllegalArgumentError(f"the [enabled] parameter can't be updated for the object mapping [{old.path}]")
     dynamic = new.dynamic if new.dynamic is not None else old.dynamic
-    return ObjectType(old.path, properties, dynamic, old.enabled, old.explicit_type or new.explicit_type)
+    return ObjectType(old.path, properties, dynamic, old.enabled)
 
 
 UPDATABLE_PARAMS = frozenset({"ignore_above", "meta", "ignore_malformed", "search_analyzer", "search_quote_analyzer",

@@ -242,7 +242,6 @@ class Session:
                 results[i] = WriteResult(write.index, write.doc_id, write.op, exc)
                 continue
             groups.setdefault(write.index, []).append(i)
-        engine = self.__engine
         touched: list[tuple[Index, list[WriteOutcome]]] = []
         for name, positions in groups.items():
             try:
