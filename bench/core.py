@@ -63,19 +63,20 @@ def percentile(samples: list[float], p: float) -> float:
 
 # -- baseline: raw tantivy, in-process --------------------------------------------------------
 def tantivy_baseline(rows: list[tuple[str, bytes]], lookups: list[str], directory: Path) -> dict[str, float]:
-    from strongroom.engine.shard import text_analyzer
+    from strongroom.engine.analysis import analyzer, register_all
 
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("_id", stored=True, tokenizer_name="raw", index_option="basic")
     builder.add_bytes_field("_source", stored=True)
     for name in ("name", "address", "case_notes"):
-        builder.add_text_field(name, tokenizer_name="sr_standard")
+        builder.add_text_field(name, tokenizer_name="sr_cjk")
     for name in ("name_kw", "national_id", "phone", "birthplace", "gender"):
         builder.add_text_field(name, tokenizer_name="raw", fast=True, index_option="basic")
     builder.add_integer_field("birth_date", indexed=True, fast=True)
     schema = builder.build()
     index = tantivy.Index(schema, path=str(directory))
-    index.register_tokenizer("sr_standard", text_analyzer())
+    register_all(index)
+    cjk = analyzer("default")
     writer = index.writer(64 << 20, 1)
     started = time.perf_counter()
     for doc_id, source in rows:
@@ -84,7 +85,7 @@ def tantivy_baseline(rows: list[tuple[str, bytes]], lookups: list[str], director
         tdoc.add_text("_id", doc_id)
         tdoc.add_bytes("_source", source)
         for name in ("name", "address", "case_notes"):
-            tdoc.add_text(name, doc[name])
+            tdoc.add_text(name, cjk.index_text(doc[name]))  # The same CJK bigram analysis as Strongroom's.
         tdoc.add_text("name_kw", doc["name"])
         for name in ("national_id", "phone", "birthplace", "gender"):
             tdoc.add_text(name, doc[name])

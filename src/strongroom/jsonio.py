@@ -112,3 +112,31 @@ def _describe(exc: orjson.JSONDecodeError) -> str:
 
 def dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def extract_values(source: dict[str, Any], path: str) -> list[Any]:
+    """Leaf values at a dotted path, following objects, arrays and dotted keys as mapping does."""
+    out: list[Any] = []
+
+    def walk(value: Any, rest: str) -> None:
+        if not rest:
+            if isinstance(value, list):
+                for item in value:
+                    walk(item, "")
+            elif value is not None and not isinstance(value, dict):
+                out.append(value)
+            return
+        if isinstance(value, list):
+            for item in value:
+                walk(item, rest)
+            return
+        if not isinstance(value, dict):
+            return
+        for key, child in value.items():
+            if rest == key:
+                walk(child, "")
+            elif rest.startswith(key + "."):
+                walk(child, rest[len(key) + 1:])
+
+    walk(source, path)
+    return out

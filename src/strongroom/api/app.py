@@ -17,7 +17,7 @@ from starlette.routing import Route as StarletteRoute
 
 from ..errors import MethodNotAllowedError, NoHandlerError, StrongroomError
 from ..security.gate import Gate
-from .handlers import Call, bulk, cluster, documents, indices
+from .handlers import Call, bulk, cluster, documents, indices, search
 from .router import Router
 from .wire import Params, error_response, internal_error, read_body
 
@@ -49,7 +49,8 @@ def build_router() -> Router:
     r.add(["PUT"], ["/_settings", "/{index}/_settings"], indices.put_settings, params=indices.INDEX_PARAMS, body=True)
     r.add(["GET", "POST"], ["/_refresh", "/{index}/_refresh"], indices.refresh, params=indices.INDEX_PARAMS)
     r.add(["GET", "POST"], ["/_count", "/{index}/_count"], indices.count,
-          params=(*indices.INDEX_PARAMS, "q", "preference", "routing"), body=True)
+          params=(*indices.INDEX_PARAMS, "q", "df", "default_operator", "analyzer", "lenient", "analyze_wildcard",
+                  "preference", "routing"), body=True)
     r.add(["GET"], ["/_stats", "/{index}/_stats"], indices.stats, params=indices.INDEX_PARAMS)
 
     r.add(["PUT", "POST"], ["/{index}/_doc/{id}"], documents.index_doc,
@@ -68,6 +69,19 @@ def build_router() -> Router:
           params=("routing", "realtime", "refresh", "_source", "_source_includes", "_source_excludes",
                   "preference", "stored_fields"), body=True)
     r.add(["POST", "PUT"], ["/_bulk", "/{index}/_bulk"], bulk.bulk, params=bulk.BULK_PARAMS, body=True)
+    r.add(["GET", "POST"], ["/_search", "/{index}/_search"], search.search, params=search.SEARCH_ROUTE_PARAMS,
+          body=True)
+    r.add(["GET", "POST"], ["/_analyze", "/{index}/_analyze"], search.analyze, params=search.ANALYZE_PARAMS,
+          body=True)
+    r.add(["GET", "POST"], ["/_search/scroll", "/_search/scroll/{scroll_id}"], search.scroll,
+          params=search.SCROLL_PARAMS, body=True)
+    r.add(["DELETE"], ["/_search/scroll", "/_search/scroll/{scroll_id}"], search.clear_scroll,
+          params=search.SCROLL_PARAMS, body=True)
+    r.add(["GET", "POST"], ["/_msearch", "/{index}/_msearch"], search.msearch, params=search.MSEARCH_PARAMS,
+          body=True)
+    r.add(["GET", "POST"], ["/{index}/_explain/{id}"], search.explain, params=search.EXPLAIN_PARAMS, body=True)
+    r.add(["POST"], ["/{index}/_delete_by_query"], search.delete_by_query, params=search.BY_QUERY_PARAMS, body=True)
+    r.add(["POST"], ["/{index}/_update_by_query"], search.update_by_query, params=search.BY_QUERY_PARAMS, body=True)
     return r
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .handlers import Call
 
 Handler = Callable[["Call"], Awaitable[Any]]
-EXAMPLES = {"index": "strongroom-example", "id": "1", "target": "strongroom-example"}
+EXAMPLES = {"index": "strongroom-example", "id": "1", "target": "strongroom-example", "scroll_id": "c2Nyb2xs"}
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import tantivy
 from ..errors import (IllegalArgumentError, InternalError, InvalidIndexNameError, MapperParsingError,
                       StrongroomError)
 from ..jsonio import loads_strict
+from . import analysis
 from .fsutil import atomic_write, dir_size
 from .mapping import INTEGER_RANGES, FLOAT_TYPES, Mapping, MappingLimits, ParsedDocument
 from .plan import Compiler, Node
@@ -196,8 +197,7 @@ class Index:
         self._limits = MappingLimits(int(self.setting("index.mapping.total_fields.limit")),
                                      int(self.setting("index.mapping.depth.limit")))
         self.mapping = Mapping.parse_definition(meta["mappings"], self._limits)
-        self.slots: dict[str, Slot] = {path: Slot(s["slot"], s["kind"], s.get("norms", True))
-                                       for path, s in meta["slots"].items()}
+        self.slots: dict[str, Slot] = {path: _slot_from_meta(s) for path, s in meta["slots"].items()}
         self._next_slot: int = meta["next_slot"]
         self._mapping_lock = threading.Lock()
         self._new_id = id_generator
@@ -217,14 +217,14 @@ class Index:
         meta = {"name": name, "uuid": uuid, "creation_date": int(time.time() * 1000), "settings": settings,
                 "primary_term": 1, "mappings": mapping.to_es(), "slots": {}, "next_slot": 0}
         slots, next_slot = assign_slots(mapping, {}, 0, norms=True)
-        meta["slots"] = {p: {"slot": s.name, "kind": s.kind, "norms": s.norms} for p, s in slots.items()}
+        meta["slots"] = {p: _slot_meta(s) for p, s in slots.items()}
         meta["next_slot"] = next_slot
         return meta
 
     def meta(self) -> dict[str, Any]:
         return {"name": self.name, "uuid": self.uuid, "creation_date": self.creation_date, "settings": self.settings,
                 "primary_term": self.primary_term, "mappings": self.mapping.to_es(),
-                "slots": {p: {"slot": s.name, "kind": s.kind, "norms": s.norms} for p, s in self.slots.items()},
+                "slots": {p: _slot_meta(s) for p, s in self.slots.items()},
                 "next_slot": self._next_slot}
 
     def setting(self, name: str) -> str:
@@ -290,7 +290,9 @@ class Index:
         for path, value in parsed.values:
             slot = slots[path]
             kind = slot.kind
-            if kind == "text" or kind == "keyword":
+            if kind == "text":
+                doc.add_text(slot.name, analysis.analyzer(slot.analyzer).index_text(value))
+            elif kind == "keyword":
                 doc.add_text(slot.name, value)
             elif kind == "i64":
                 doc.add_integer(slot.name, value)
@@ -469,6 +471,17 @@ class Index:
             shard.close()
 
 
+def _slot_meta(slot: Slot) -> dict[str, Any]:
+    meta: dict[str, Any] = {"slot": slot.name, "kind": slot.kind, "norms": slot.norms}
+    if slot.kind == "text":
+        meta["analyzer"] = slot.analyzer
+    return meta
+
+
+def _slot_from_meta(meta: dict[str, Any]) -> Slot:
+    return Slot(meta["slot"], meta["kind"], meta.get("norms", True), meta.get("analyzer", "default"))
+
+
 def _extends(candidate: Mapping, base: Mapping) -> bool:
     """True when `candidate` was grown from `base` (every field of base is in candidate, same type)."""
     return all(path in candidate.fields and candidate.fields[path].type == f.type for path, f in base.fields.items())
@@ -487,6 +500,7 @@ def assign_slots(mapping: Mapping, existing: dict[str, Slot], next_slot: int, *,
             continue
         kind = SLOT_KINDS[field_type.type]
         wants_norms = norms and field_type.params.get("norms", True) not in (False, "false")
-        slots[path] = Slot(f"f{next_slot}", kind, wants_norms if kind == "text" else False)  # type: ignore[arg-type]
+        slots[path] = Slot(f"f{next_slot}", kind, wants_norms if kind == "text" else False,  # type: ignore[arg-type]
+                           field_type.params.get("analyzer") or "default")
         next_slot += 1
     return slots, next_slot

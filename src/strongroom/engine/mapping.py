@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from ..errors import IllegalArgumentError, MapperParsingError, StrictDynamicMappingError
+from .analysis import ANALYZERS
 from .dates import DEFAULT_DYNAMIC_DATE_FORMATS, DEFAULT_FORMAT, DateFormat, DateFormatError, DateParseError
 from .dates import detect_dynamic_date
 
@@ -30,7 +31,6 @@ LEAF_TYPES = frozenset({"text", "keyword", "date", "boolean", *INTEGER_RANGES, *
 NUMERIC_TYPES = frozenset({*INTEGER_RANGES, *FLOAT_TYPES})
 METADATA_FIELDS = frozenset({"_id", "_index", "_source", "_routing", "_seq_no", "_version", "_primary_term",
                              "_field_names", "_ignored", "_doc_count", "_tier", "_data_stream_timestamp"})
-ANALYZERS = frozenset({"standard", "default"})  # The Chinese-aware analyzers arrive with the search issue.
 
 _COMMON = {"type", "index", "store", "doc_values", "fields", "meta", "copy_to"}
 ALLOWED_PARAMS: dict[str, frozenset[str]] = {

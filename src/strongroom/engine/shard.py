@@ -31,13 +31,13 @@ from typing import Any, Literal
 import tantivy
 
 from ..errors import DocumentMissingError, InternalError, StrongroomError, VersionConflictError
+from . import analysis
 from .fsutil import atomic_write, fsync_dir, make_dirs
 from .records import OP_DELETE, OP_INDEX, LoggedOp
 from .wal import LocalLog, LogCorruptionError, LogError
 
 log = logging.getLogger(__name__)
 
-TEXT_TOKENIZER = "sr_standard"
 CHECKPOINT_ID = ""  # Elasticsearch ids cannot be empty, so no document can collide with it.
 GC_DELETES_SECONDS = 60.0
 
@@ -49,10 +49,12 @@ class Slot:
     name: str
     kind: SlotKind
     norms: bool = True  # text slots only
+    analyzer: str = "default"  # text slots only: a name from analysis.ANALYZERS
 
     def schema_entry(self) -> dict[str, Any]:
         if self.kind == "text":
-            return _text_entry(self.name, tokenizer=TEXT_TOKENIZER, record="position", norms=self.norms)
+            return _text_entry(self.name, tokenizer=analysis.analyzer(self.analyzer).tantivy_name,
+                               record="position", norms=self.norms)
         if self.kind == "keyword":
             return _text_entry(self.name, tokenizer="raw", record="basic", norms=False, fast=True)
         tantivy_type = {"i64": "i64", "f64": "f64", "bool": "bool"}[self.kind]
@@ -82,14 +84,6 @@ FIXED_SCHEMA: list[dict[str, Any]] = [
     _text_entry("_field_names", tokenizer="raw", record="basic", norms=False),
     _numeric_entry("_ckpt", "i64", indexed=False, fast=False, stored=True),
 ]
-
-
-def text_analyzer() -> tantivy.TextAnalyzer:
-    """Unicode words, each CJK character a token of its own (as Elasticsearch's standard analyzer)."""
-    cjk = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
-    pattern = rf"[{cjk}]|[\p{{L}}\p{{N}}&&[^{cjk}]]+"
-    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(pattern))
-            .filter(tantivy.Filter.remove_long(255)).filter(tantivy.Filter.lowercase()).build())
 
 
 @dataclass(slots=True)
@@ -211,7 +205,7 @@ class Shard:
         else:
             self._ensure_schema()
         self._index = tantivy.Index.open(str(directory))
-        self._index.register_tokenizer(TEXT_TOKENIZER, text_analyzer())
+        analysis.register_all(self._index)
         self._writer = self._index.writer(self._heap, self._threads)
         self._index.reload()
         self._searcher = self._index.searcher()
@@ -251,7 +245,7 @@ class Shard:
             self._slots.update({s.name: s for s in new})
             self._ensure_schema()
             self._index = tantivy.Index.open(str(self._tantivy_dir))
-            self._index.register_tokenizer(TEXT_TOKENIZER, text_analyzer())
+            analysis.register_all(self._index)
             self._writer = self._index.writer(self._heap, self._threads)
             self._index.reload()
             self._searcher = self._index.searcher()

@@ -22,6 +22,7 @@ import anyio
 from ..engine.node import Engine
 from ..errors import AuthenticationError
 from .policy import Policy, RolePolicy
+from .scroll import ScrollRegistry
 from .session import Session
 from .throttle import LoginThrottle
 from .users import Principal, UserStore
@@ -46,13 +47,14 @@ class Gate:
         self._cache: OrderedDict[bytes, tuple[Principal, float, int]] = OrderedDict()
         # argon2id costs 64 MiB per verification: bound how many run at once.
         self._hashing = asyncio.Semaphore(hash_concurrency)
+        self._scrolls = ScrollRegistry(clock)
 
     async def open_session(self, authorization: str | None, address: str, path: str) -> Session:
         principal = await self.authenticate(authorization, address, path)
         return self._session(principal)
 
     def _session(self, principal: Principal) -> Session:
-        return Session(principal, self.__engine, self._policy, self._cluster_info)
+        return Session(principal, self.__engine, self._policy, self._cluster_info, self._scrolls)
 
     def system_session(self, purpose: str) -> Session:
         """A superuser session for work the server does on its own behalf (loading demo data)."""

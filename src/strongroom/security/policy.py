@@ -35,6 +35,8 @@ DOC_BULK = "indices:data/write/bulk"
 DOC_GET = "indices:data/read/get"
 DOC_MGET = "indices:data/read/mget"
 DOC_COUNT = "indices:data/read/count"
+DOC_SEARCH = "indices:data/read/search"
+INDEX_ANALYZE = "indices:admin/analyze"
 
 
 @dataclass(frozen=True)

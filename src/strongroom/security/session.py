@@ -11,21 +11,28 @@ import asyncio
 import fnmatch
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import anyio
 
 from ..engine.index import INDEX_SETTINGS, Index, UpdateSpec, WriteOutcome, WriteRequest
+from ..engine.aggs import run_aggregations
+from ..engine.analysis import analyze_text
 from ..engine.node import Engine
+from ..engine.index import parse_time_value
+from ..engine.search import Cursor, explain, run_search, targets_for
 from ..engine.shard import Conditions, OpResult, StoredDoc
 from ..errors import (ActionRequestValidationError, IllegalArgumentError, IndexNotFoundError, StrongroomError,
                       VersionConflictError)
 from ..query.dsl import parse_query
-from ..jsonio import loads_strict
-from ..query.source import SourceFilter, extract_values
+from ..jsonio import extract_values, loads_strict
+from ..query.highlight import collect, highlight_hit
+from ..query.search_request import SearchRequest
+from ..query.source import SourceFilter
 from . import policy as actions
 from .policy import IndexGrant, Policy
+from .scroll import ScrollRegistry, check_keep_alive
 from .users import Principal
 
 T = TypeVar("T")
@@ -95,10 +102,12 @@ async def _run(fn: Callable[..., T], *args: Any) -> T:
 
 
 class Session:
-    def __init__(self, principal: Principal, engine: Engine, policy: Policy, cluster_info: dict[str, str]) -> None:
+    def __init__(self, principal: Principal, engine: Engine, policy: Policy, cluster_info: dict[str, str],
+                 scrolls: ScrollRegistry) -> None:
         self.principal = principal
         self.__engine = engine
         self.__policy = policy
+        self.__scrolls = scrolls
         self.cluster_info = cluster_info
 
     # -- resolution and authorization ---------------------------------------------------------
@@ -228,6 +237,161 @@ class Session:
             total += await _run(index.count, node)
             shards += len(index.shards)
         return total, shards
+
+    # -- search ------------------------------------------------------------------------------
+    async def search(self, expression: str | None, request: SearchRequest, **options: Any) -> SearchOutcome:
+        indices = self._search_indices(expression, request, options)
+        if request.scroll is not None:
+            keep_alive = _keep_alive(request.scroll)
+            check_keep_alive(keep_alive)
+            return await _run(self._open_scroll, indices, request, keep_alive)
+        return await _run(self._search_now, indices, request)
+
+    def _search_indices(self, expression: str | None, request: SearchRequest, options: dict[str, Any]
+                        ) -> list[Index]:
+        resolution = self._resolve(expression, actions.DOC_SEARCH, **options)
+        engine = self.__engine
+        indices = [engine.index(name) for name in resolution.names]
+        window = min((int(i.setting("index.max_result_window")) for i in indices), default=10_000)
+        spec = request.spec
+        if spec.offset + spec.size > window and request.scroll is None:
+            raise IllegalArgumentError(f"Result window is too large, from + size must be less than or equal to: "
+                                       f"[{window}] but was [{spec.offset + spec.size}]. See the scroll api for a "
+                                       "more efficient way to request large data sets. This limit can be set by "
+                                       "changing the [index.max_result_window] index level setting.")
+        if request.scroll is not None and spec.size > window:
+            raise IllegalArgumentError(f"Batch size is too large, size must be less than or equal to: [{window}] "
+                                       f"but was [{spec.size}]. Scroll batch sizes cost as much memory as result "
+                                       "windows so they are controlled by the [index.max_result_window] index level "
+                                       "setting.")
+        return indices
+
+    def _search_now(self, indices: list[Index], request: SearchRequest) -> SearchOutcome:
+        targets = targets_for(indices)
+        result = run_search(targets, request.spec)
+        aggregations = None
+        if request.aggs:
+            aggregations = run_aggregations(targets, request.spec.query, request.aggs, typed_keys=request.typed_keys)
+        hits = self._visible(result.hits, request, indices)
+        return SearchOutcome(result.total, result.relation, result.max_score, hits, result.shards, aggregations)
+
+    def _visible(self, raw: list[Any], request: SearchRequest, indices: list[Index]) -> list[VisibleHit]:
+        by_name = {index.name: index for index in indices}
+        marking: dict[str, Any] = {}
+        hits = []
+        for hit in raw:
+            full = loads_strict(hit.doc.source)
+            source = request.source.apply(full) if request.source.fetch else None
+            highlight = None
+            if request.highlight is not None:
+                index = by_name[hit.index]
+                if index.name not in marking:
+                    marking[index.name] = collect(request.spec.query, _analyzer_of(index), _expander(index))
+                highlight = highlight_hit(full, request.highlight, marking[index.name], _analyzer_of(index),
+                                          _expander(index)) or None
+            hits.append(VisibleHit(hit.index, hit.doc, hit.score, hit.sort, source, hit.explanation, highlight))
+        return hits
+
+    def _open_scroll(self, indices: list[Index], request: SearchRequest, keep_alive: float) -> SearchOutcome:
+        targets = targets_for(indices)
+        cursor = Cursor(targets, request.spec)
+        aggregations = None
+        if request.aggs:
+            aggregations = run_aggregations(targets, request.spec.query, request.aggs, typed_keys=request.typed_keys)
+        scroll_id = self.__scrolls.open(self.principal.name, cursor, request, indices, keep_alive)
+        hits = self._visible(cursor.next_page(request.spec.size), request, indices)
+        total, relation = _tracked(request, cursor.total)
+        return SearchOutcome(total, relation, cursor.max_score, hits, cursor.shards, aggregations, scroll_id)
+
+    async def scroll(self, scroll_id: str, keep_alive: str | None) -> SearchOutcome:
+        context = self.__scrolls.get(self.principal.name, scroll_id, _keep_alive(keep_alive) if keep_alive else None)
+        for index in context.indices:  # Rights are checked on every page, not only when the scroll opened.
+            self.__policy.authorize_index(self.principal, actions.DOC_SEARCH, index.name)
+
+        def page() -> SearchOutcome:
+            with context.lock:
+                hits = self._visible(context.cursor.next_page(context.request.spec.size), context.request,
+                                     context.indices)
+            total, relation = _tracked(context.request, context.cursor.total)
+            return SearchOutcome(total, relation, context.cursor.max_score, hits, context.cursor.shards, None,
+                                 scroll_id)
+        return await _run(page)
+
+    def clear_scroll(self, scroll_ids: list[str] | None) -> tuple[bool, int]:
+        return self.__scrolls.clear(self.principal.name, scroll_ids)
+
+    async def explain(self, index_name: str, doc_id: str, query: Any) -> tuple[bool, dict[str, Any]] | None:
+        index = self._one(index_name, actions.DOC_SEARCH)
+        node = parse_query(query)
+        return await _run(lambda: explain(targets_for([index]), node, doc_id))
+
+    async def by_query(self, expression: str, request: SearchRequest, operation: str, *, conflicts: str,
+                       max_docs: int | None, refresh: str | None, batch_size: int = 1000, **options: Any
+                       ) -> dict[str, Any]:
+        """`_delete_by_query` and `_update_by_query` (without scripts): a snapshot of the matches, then
+        conditional writes, so documents changed meanwhile count as version conflicts."""
+        action = actions.DOC_DELETE if operation == "delete" else actions.DOC_UPDATE
+        indices = self._search_indices(expression, request, options)
+        for index in indices:
+            self.__policy.authorize_index(self.principal, action, index.name)
+        cursor = await _run(lambda: Cursor(targets_for(indices), replace(request.spec, offset=0)))
+        counters = {"total": 0, "done": 0, "conflicts": 0, "batches": 0}
+        failures: list[dict[str, Any]] = []
+        budget = max_docs if max_docs is not None else cursor.total
+        while cursor.remaining() and counters["total"] < budget:
+            batch = await _run(cursor.next_page, min(batch_size, budget - counters["total"]))
+            counters["batches"] += 1
+            writes = []
+            for hit in batch:
+                doc = hit.doc
+                # Conditional on what the snapshot saw: a document changed since is a version conflict.
+                if operation == "delete":
+                    writes.append(DocWrite("delete", hit.index, doc.doc_id, if_seq_no=doc.seq_no,
+                                           if_primary_term=doc.primary_term, routing=doc.routing))
+                else:
+                    writes.append(DocWrite("index", hit.index, doc.doc_id, loads_strict(doc.source), doc.source,
+                                           if_seq_no=doc.seq_no, if_primary_term=doc.primary_term,
+                                           routing=doc.routing))
+            results, _ = await self.write(writes)
+            for result in results:
+                counters["total"] += 1
+                if isinstance(result.outcome, OpResult):
+                    counters["done"] += 1
+                    continue
+                if result.outcome.status == 409:
+                    counters["conflicts"] += 1
+                    if conflicts == "proceed":
+                        continue
+                cause = result.outcome.to_es()
+                cause.pop("root_cause", None)
+                failures.append({"index": result.index, "id": result.doc_id, "cause": cause,
+                                 "status": result.outcome.status})
+            if failures:
+                break
+        if refresh in ("true", ""):
+            for index in indices:
+                await _run(index.refresh)
+        return {**counters, "failures": failures}
+
+    def analyze(self, index_name: str | None, body: dict[str, Any]) -> list[dict[str, Any]]:
+        analyzer_name = body.get("analyzer")
+        field_path = body.get("field")
+        if index_name is not None:
+            index = self._one(index_name, actions.INDEX_ANALYZE)
+            if field_path is not None:
+                field_type = index.mapping.fields.get(field_path)
+                slot = index.slots.get(field_path)
+                if field_type is None or slot is None:
+                    raise IllegalArgumentError(f"field [{field_path}] is not mapped")
+                if slot.kind == "text":
+                    analyzer_name = analyzer_name or field_type.params.get("analyzer") or slot.analyzer
+                else:
+                    analyzer_name = analyzer_name or "keyword"
+        else:
+            self.__policy.authorize_cluster(self.principal, actions.INDEX_ANALYZE)
+            if field_path is not None:
+                raise IllegalArgumentError("analysis by [field] needs an index")
+        return analyze_text(analyzer_name or "default", body.get("text"))
 
     # -- documents ---------------------------------------------------------------------------
     async def write(self, writes: Sequence[DocWrite], *, refresh: str | None = None) -> tuple[list[WriteResult], bool]:
@@ -401,6 +565,30 @@ class Session:
 
 
 @dataclass
+class VisibleHit:
+    """One search hit as the caller may see it."""
+
+    index: str
+    doc: StoredDoc
+    score: float | None
+    sort: list[Any] | None
+    source: dict[str, Any] | None
+    explanation: dict[str, Any] | None = None
+    highlight: dict[str, list[str]] | None = None
+
+
+@dataclass
+class SearchOutcome:
+    total: int | None
+    relation: str
+    max_score: float | None
+    hits: list[VisibleHit]
+    shards: int
+    aggregations: dict[str, Any] | None = None
+    scroll_id: str | None = None
+
+
+@dataclass
 class GetSpec:
     index: str
     doc_id: str
@@ -414,3 +602,38 @@ class GetSpec:
 def index_settings_defaults() -> dict[str, str]:
     """Default values of the index settings the engine honours (for `include_defaults`)."""
     return {name: default for name, (default, _parse) in INDEX_SETTINGS.items()}
+
+
+def _analyzer_of(index: Index) -> Callable[[str], str | None]:
+    def analyzer(path: str) -> str | None:
+        slot = index.slots.get(path)
+        field_type = index.mapping.fields.get(path)
+        if slot is None or field_type is None or slot.kind != "text":
+            return None
+        return field_type.params.get("search_analyzer") or field_type.params.get("analyzer") or slot.analyzer
+    return analyzer
+
+
+def _expander(index: Index) -> Callable[[str], list[str]]:
+    def expand(pattern: str) -> list[str]:
+        if "*" not in pattern:
+            return [pattern]
+        return sorted(p for p, s in index.slots.items() if s.kind in ("text", "keyword")
+                      and fnmatch.fnmatchcase(p, pattern))
+    return expand
+
+
+def _keep_alive(value: str) -> float:
+    seconds = parse_time_value(value, "scroll")
+    if seconds is None:
+        raise IllegalArgumentError("[scroll] keep alive must be positive")
+    return seconds
+
+
+def _tracked(request: SearchRequest, exact: int) -> tuple[int | None, str]:
+    track = request.spec.track_total
+    if track is False:
+        return None, "eq"
+    if track is True or exact <= track:
+        return exact, "eq"
+    return int(track), "gte"

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...security.session import Session
+from ...errors import IllegalArgumentError, UnavailableError
 from ..wire import Params, json_response, parse_json_body
 
 
@@ -29,3 +30,19 @@ class Call:
 
 def shards_header(total: int, successful: int | None = None, failed: int = 0) -> dict[str, int]:
     return {"total": total, "successful": total if successful is None else successful, "failed": failed}
+
+
+def check_active_shards(call: Call) -> None:
+    """A single node holds one copy of each shard: asking for more active copies cannot succeed."""
+    wanted = call.params.str("wait_for_active_shards")
+    if wanted is None or wanted == "all":
+        return
+    try:
+        needed = int(wanted)
+    except ValueError:
+        raise IllegalArgumentError(f"Failed to parse int parameter [wait_for_active_shards] with value "
+                                   f"[{wanted}]") from None
+    if needed > 1:
+        timeout = call.params.str("timeout", "1m")
+        raise UnavailableError(f"Not enough active copies to meet shard count of [{needed}] (have 1, needed "
+                               f"{needed}). Timeout: [{timeout}]")

@@ -17,7 +17,7 @@ from ...errors import (ActionRequestValidationError, IllegalArgumentError, JsonP
 from ...jsonio import loads_strict
 from ...query.source import SourceFilter, source_filter_from_body, source_filter_from_params
 from ...security.session import DocWrite
-from . import Call
+from . import Call, check_active_shards
 from .documents import item_error, parse_document, parse_update_body, write_result_body
 
 ACTIONS = ("index", "create", "update", "delete")
@@ -128,6 +128,7 @@ def parse_bulk(body: bytes, default_index: str | None, default_routing: str | No
 
 async def bulk(call: Call) -> Response:
     started = time.monotonic()
+    check_active_shards(call)
     p = call.params
     default_source = None
     if any(p.has(name) for name in ("_source", "_source_includes", "_source_excludes")):

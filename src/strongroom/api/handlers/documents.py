@@ -13,7 +13,7 @@ from ...jsonio import loads_strict
 from ...query.source import SourceFilter, source_filter_from_body, source_filter_from_params
 from ...security.session import DocResult, DocWrite, GetSpec, WriteResult
 from ..wire import head_response
-from . import Call
+from . import Call, check_active_shards
 
 WRITE_PARAMS = ("refresh", "routing", "timeout", "wait_for_active_shards", "require_alias", "if_seq_no",
                 "if_primary_term", "version", "version_type")
@@ -71,6 +71,7 @@ async def create_doc(call: Call) -> Response:
 
 
 async def _write_document(call: Call, op_type: str) -> Response:
+    check_active_shards(call)
     if call.params.has("pipeline"):
         raise RequestError("ingest pipelines are not supported by Strongroom")
     document = parse_document(call.body)
@@ -81,6 +82,7 @@ async def _write_document(call: Call, op_type: str) -> Response:
 
 
 async def delete_doc(call: Call) -> Response:
+    check_active_shards(call)
     write = _write_from_params(call, "delete", call.path["id"])
     (result,), forced = await call.session.write([write], refresh=call.params.refresh())
     body, status = write_result_body(result, forced_refresh=forced)
@@ -113,6 +115,7 @@ def parse_update_body(body: Any) -> dict[str, Any]:
 
 
 async def update_doc(call: Call) -> Response:
+    check_active_shards(call)
     body = parse_update_body(call.json_body(required=True))
     source_filter = source_filter_from_body(body["_source"]) if "_source" in body else None
     if any(call.params.has(p) for p in ("_source", "_source_includes", "_source_excludes")):

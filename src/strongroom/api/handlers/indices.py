@@ -110,13 +110,21 @@ async def refresh(call: Call) -> Response:
 
 
 async def count(call: Call) -> Response:
-    if call.params.has("q"):
-        raise RequestError("the [q] parameter (query string syntax) is not supported yet; send a query body")
     body = call.json_body() or {}
     unknown = set(body) - {"query"}
     if unknown:
         raise RequestError(f"request does not support [{sorted(unknown)[0]}]")
-    total, shards = await call.session.count(call.path.get("index"), body.get("query"), **call.params.index_options())
+    query = body.get("query")
+    if call.params.has("q"):
+        if query is not None:
+            raise IllegalArgumentError("request [_count] cannot use both a [q] parameter and a body query")
+        qs: dict[str, Any] = {"query": call.params.str("q")}
+        for name, target in (("df", "default_field"), ("default_operator", "default_operator"),
+                             ("analyzer", "analyzer"), ("lenient", "lenient")):
+            if call.params.has(name):
+                qs[target] = call.params.str(name)
+        query = {"query_string": qs}
+    total, shards = await call.session.count(call.path.get("index"), query, **call.params.index_options())
     return call.json({"count": total, "_shards": shards_header(shards, failed=0) | {"skipped": 0}})
 
 

@@ -1,0 +1,438 @@
+"""Search across shards of one or more indices: one fan-out and merge path for every query.
+
+Hits sorted by score come from tantivy's top-k collector per shard, merged by score. Hits sorted
+by fields are ranked from every candidate's sort values (fast fields read in bulk), which also
+serves `search_after` and scrolling. tantivy document addresses never leave this module: hits
+carry the stored document (id, versions, source) only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import tantivy
+
+from ..errors import RequestError
+from ..jsonio import extract_values
+from .index import Index
+from .plan import Bool, Compiler, Node
+from .shard import Shard, StoredDoc
+
+MAX_SORT_CANDIDATES = 1_000_000  # matches a field-sorted search may rank (per request)
+DEFAULT_TRACK_TOTAL = 10_000
+
+
+@dataclass(frozen=True)
+class SortKey:
+    field: str  # "_score", "_doc", "_id" or a mapped field path
+    order: str = "asc"  # asc | desc
+    missing: Any = "_last"
+    mode: str | None = None
+    unmapped_type: str | None = None
+
+
+@dataclass
+class SearchSpec:
+    query: Node
+    post_filter: Node | None = None
+    offset: int = 0
+    size: int = 10
+    sort: list[SortKey] | None = None  # None: by score
+    search_after: list[Any] | None = None
+    track_total: bool | int = DEFAULT_TRACK_TOTAL
+    min_score: float | None = None
+    explain: bool = False
+    track_scores: bool = False
+
+
+@dataclass
+class Hit:
+    index: str
+    shard: int
+    doc: StoredDoc
+    score: float | None
+    sort: list[Any] | None = None
+    explanation: dict[str, Any] | None = None
+
+
+@dataclass
+class SearchResult:
+    total: int | None
+    relation: str
+    hits: list[Hit]
+    max_score: float | None
+    shards: int
+    timed_out: bool = False
+
+
+@dataclass
+class Target:
+    """One shard of one index, with the searcher (a point-in-time view) used for the whole request."""
+
+    index: Index
+    shard: Shard
+    searcher: tantivy.Searcher
+    order: int  # position in the request's list of shards: the last tie-breaker
+
+    def compiler(self, now_millis: int) -> Compiler:
+        return Compiler(self.shard.schema, self.index.mapping, self.index.slots, self.searcher, now_millis)
+
+
+def targets_for(indices: Sequence[Index]) -> list[Target]:
+    out = []
+    for index in indices:
+        for shard in index.shards:
+            out.append(Target(index, shard, shard.searcher, len(out)))
+    return out
+
+
+@dataclass
+class _Candidate:
+    target: Target
+    address: tantivy.DocAddress
+    rank: int  # the shard's own order (doc address order for ties)
+    score: float | None
+    values: list[Any] = field(default_factory=list)
+
+
+def compile_for(target: Target, node: Node, post_filter: Node | None, now_millis: int) -> tantivy.Query:
+    compiler = target.compiler(now_millis)
+    query = compiler.compile(Bool(must=(node,), filter=(post_filter,)) if post_filter is not None else node)
+    return target.shard.exclude_checkpoint(query)
+
+
+def run_search(targets: Sequence[Target], spec: SearchSpec, *, now_millis: int | None = None) -> SearchResult:
+    now = now_millis if now_millis is not None else int(time.time() * 1000)
+    queries = [compile_for(t, spec.query, spec.post_filter, now) for t in targets]
+    by_score = spec.sort is None or (len(spec.sort) == 1 and spec.sort[0].field == "_score"
+                                     and spec.sort[0].order == "desc")
+    if by_score and spec.search_after is None and spec.min_score is None:
+        return _by_score(targets, queries, spec)
+    if _single_field_fast_path(targets, spec):
+        try:
+            return _by_single_field(targets, queries, spec)
+        except ValueError:  # A segment lacks the column (field added after data): rank every candidate.
+            pass
+    return _by_candidates(targets, queries, spec)
+
+
+def _single_field_fast_path(targets: Sequence[Target], spec: SearchSpec) -> bool:
+    if spec.sort is None or len(spec.sort) != 1 or spec.search_after is not None or spec.min_score is not None \
+            or spec.track_scores:
+        return False
+    key = spec.sort[0]
+    if key.missing != "_last" or key.mode is not None:
+        return False
+    for target in targets:
+        slot = target.index.slots.get(key.field)
+        if slot is None or slot.kind not in ("i64", "f64", "keyword", "bool"):
+            return False
+    return True
+
+
+def _by_single_field(targets: Sequence[Target], queries: Sequence[tantivy.Query], spec: SearchSpec) -> SearchResult:
+    """One sort key on a fast field: tantivy's ordered top-k per shard (missing values last), merged."""
+    assert spec.sort is not None
+    key = spec.sort[0]
+    want = spec.offset + spec.size
+    order = tantivy.Order.Desc if key.order == "desc" else tantivy.Order.Asc
+    candidates: list[_Candidate] = []
+    total = 0
+    for target, query in zip(targets, queries):
+        slot = target.index.slots[key.field]
+        result = target.searcher.search(query, max(want, 1), count=True, order_by_field=slot.name, order=order)
+        total += result.count
+        for rank, (value, address) in enumerate(result.hits):
+            candidates.append(_Candidate(target, address, rank, None, [value]))
+    _sort_candidates(candidates, spec.sort)
+    hits = [_hit(c, spec, queries, with_sort=True) for c in candidates[spec.offset:want]]
+    count, relation = _total(spec, total)
+    return SearchResult(count, relation, hits, None, len(targets))
+
+
+def _count(targets: Sequence[Target], queries: Sequence[tantivy.Query]) -> int:
+    return sum(t.searcher.search(q, 1, count=True).count for t, q in zip(targets, queries))
+
+
+def _total(spec: SearchSpec, exact: int | None) -> tuple[int | None, str]:
+    if spec.track_total is False or exact is None:
+        return None, "eq"
+    if spec.track_total is True or exact <= spec.track_total:
+        return exact, "eq"
+    return int(spec.track_total), "gte"
+
+
+def _by_score(targets: Sequence[Target], queries: Sequence[tantivy.Query], spec: SearchSpec) -> SearchResult:
+    want = spec.offset + spec.size
+    candidates: list[_Candidate] = []
+    total = 0
+    max_score: float | None = None
+    for target, query in zip(targets, queries):
+        result = target.searcher.search(query, max(want, 1), count=True)
+        total += result.count
+        for rank, (score, address) in enumerate(result.hits):
+            candidates.append(_Candidate(target, address, rank, score))
+            max_score = score if max_score is None else max(max_score, score)
+    candidates.sort(key=lambda c: (-(c.score or 0.0), c.target.order, c.rank))
+    page = candidates[spec.offset:want]
+    hits = [_hit(c, spec, queries, with_sort=spec.sort is not None) for c in page]
+    count, relation = _total(spec, total)
+    return SearchResult(count, relation, hits, max_score if spec.size > 0 else max_score, len(targets))
+
+
+def _by_candidates(targets: Sequence[Target], queries: Sequence[tantivy.Query], spec: SearchSpec) -> SearchResult:
+    sort = spec.sort or [SortKey("_score", "desc")]
+    needs_score = spec.track_scores or any(k.field == "_score" for k in sort) or spec.min_score is not None
+    candidates: list[_Candidate] = []
+    for target, query in zip(targets, queries):
+        count = target.searcher.search(query, 1, count=True).count
+        if len(candidates) + count > MAX_SORT_CANDIDATES:
+            raise RequestError(f"sorting more than [{MAX_SORT_CANDIDATES}] matching documents is not supported; "
+                               "narrow the query, or sort by score")
+        if count == 0:
+            continue
+        result = target.searcher.search(query, count, count=False)
+        shard_candidates = [_Candidate(target, address, rank, score if needs_score else None)
+                            for rank, (score, address) in enumerate(result.hits)]
+        if spec.min_score is not None:
+            shard_candidates = [c for c in shard_candidates if (c.score or 0.0) >= spec.min_score]
+        _sort_values(target, query, shard_candidates, sort)
+        candidates.extend(shard_candidates)
+    total = len(candidates)
+    _sort_candidates(candidates, sort)
+    if spec.search_after is not None:
+        if len(spec.search_after) != len(sort):
+            raise RequestError(f"search_after has {len(spec.search_after)} value(s) but sort has {len(sort)}")
+        after = list(spec.search_after)
+        candidates = [c for c in candidates if _compare_values(c.values, after, sort) > 0]
+    page = candidates[spec.offset:spec.offset + spec.size]
+    max_score = max((c.score for c in candidates if c.score is not None), default=None) if needs_score else None
+    hits = [_hit(c, spec, queries, with_sort=True) for c in page]
+    count, relation = _total(spec, total)
+    return SearchResult(count, relation, hits, max_score, len(targets))
+
+
+def _sort_values(target: Target, query: tantivy.Query, candidates: list[_Candidate], sort: list[SortKey]) -> None:
+    if not candidates:
+        return
+    addresses = [c.address for c in candidates]
+    for key in sort:
+        if key.field == "_score":
+            values: list[Any] = [c.score for c in candidates]
+        elif key.field in ("_doc", "_shard_doc"):
+            values = [target.order * (1 << 40) + c.rank for c in candidates]
+        elif key.field == "_seq_no":
+            values = target.searcher.fast_field_values("_seq_no", addresses)
+        else:
+            values = _field_values(target, query, addresses, key)
+        for candidate, value in zip(candidates, values):
+            candidate.values.append(value)
+
+
+def _field_values(target: Target, query: tantivy.Query, addresses: list[tantivy.DocAddress], key: SortKey
+                  ) -> list[Any]:
+    index = target.index
+    slot = index.slots.get(key.field)
+    field_type = index.mapping.fields.get(key.field)
+    if slot is None or field_type is None:
+        if key.unmapped_type is not None or key.field in index.mapping.objects:
+            return [None] * len(addresses)
+        raise RequestError(f"No mapping found for [{key.field}] in order to sort on")
+    if slot.kind == "text":
+        raise RequestError(f"Text fields are not optimised for operations that require per-document field data "
+                           f"like aggregations and sorting, so these operations are disabled by default. Please use "
+                           f"a keyword field instead. Alternatively, set fielddata=true on [{key.field}] in order "
+                           f"to load field data by uninverting the inverted index.")
+    if slot.kind in ("i64", "f64", "bool"):
+        return target.searcher.fast_field_values(slot.name, addresses)
+    return _keyword_values(target, query, addresses, slot.name, key.field)
+
+
+def _keyword_values(target: Target, query: tantivy.Query, addresses: list[tantivy.DocAddress], slot: str,
+                    path: str) -> list[Any]:
+    """Keyword sort values: tantivy's keyword-ordered collector yields (value, address) for every match."""
+    try:
+        ordered = target.searcher.search(query, max(len(addresses), 1), order_by_field=slot)
+    except ValueError:
+        return _keyword_values_from_source(target, addresses, path)
+    by_address = {(a.segment_ord, a.doc): value for value, a in ordered.hits}
+    return [by_address.get((a.segment_ord, a.doc)) for a in addresses]
+
+
+def _keyword_values_from_source(target: Target, addresses: list[tantivy.DocAddress], path: str) -> list[Any]:
+    # Segments written before the field existed have no column for it: read the value from the
+    # document itself (a rare case: fields added after data was loaded, until segments merge).
+    out = []
+    for address in addresses:
+        source = orjson.loads(target.searcher.doc(address).get_first("_source"))
+        values = [str(v) for v in extract_values(source, path)]
+        out.append(min(values) if values else None)
+    return out
+
+
+def _sort_candidates(candidates: list[_Candidate], sort: list[SortKey]) -> None:
+    """Stable sorts from the least to the most significant key (ties end in shard and doc order)."""
+    candidates.sort(key=lambda c: (c.target.order, c.rank))
+    for position in range(len(sort) - 1, -1, -1):
+        key = sort[position]
+        descending = key.order == "desc"
+        if key.missing in ("_first", "_last"):
+            missing_rank = 0 if (key.missing == "_first") != descending else 2
+            filler = _filler(candidates, position)
+
+            def sort_key(c: _Candidate, i: int = position, m: int = missing_rank, f: Any = filler) -> tuple[int, Any]:
+                value = c.values[i]
+                return (m, f) if value is None else (1, value)
+        else:
+            substitute = key.missing
+
+            def sort_key(c: _Candidate, i: int = position, sub: Any = substitute) -> tuple[int, Any]:
+                value = c.values[i]
+                return (1, sub if value is None else value)
+        candidates.sort(key=sort_key, reverse=descending)
+
+
+def _filler(candidates: list[_Candidate], position: int) -> Any:
+    """A value of the same type as the present ones, standing in for missing ones inside sort keys."""
+    for candidate in candidates:
+        value = candidate.values[position]
+        if value is not None:
+            return "" if isinstance(value, str) else 0
+    return 0
+
+
+def _compare_values(left: list[Any], right: list[Any], sort: list[SortKey]) -> int:
+    for x, y, key in zip(left, right, sort):
+        if x == y:
+            continue
+        if x is None or y is None:
+            missing_first = key.missing == "_first"
+            if key.missing not in ("_first", "_last"):
+                x = key.missing if x is None else x
+                y = key.missing if y is None else y
+                if x == y:
+                    continue
+            else:
+                return (-1 if missing_first else 1) if x is None else (1 if missing_first else -1)
+        try:
+            less = x < y
+        except TypeError:
+            less = str(x) < str(y)
+        direction = 1 if key.order == "asc" else -1
+        return -direction if less else direction
+    return 0
+
+
+def _hit(candidate: _Candidate, spec: SearchSpec, queries: Sequence[tantivy.Query], *, with_sort: bool) -> Hit:
+    target = candidate.target
+    doc = target.searcher.doc(candidate.address)
+    stored = StoredDoc(doc.get_first("_id"), doc.get_first("_seq_no"), doc.get_first("_version"),
+                       doc.get_first("_primary_term"), doc.get_first("_source"), doc.get_first("_routing"))
+    explanation = None
+    if spec.explain:
+        raw = queries[target.order].explain(target.searcher, candidate.address).to_json()
+        explanation = _explanation(orjson.loads(raw))
+    sort_values = None
+    if with_sort:
+        sort_values = [_render_sort(v, key, target.index) for v, key in zip(candidate.values, spec.sort or [])] \
+            if candidate.values else ([candidate.score] if spec.sort else None)
+    score = candidate.score
+    if score is not None and math.isnan(score):
+        score = None
+    return Hit(target.index.name, target.shard.number, stored, score, sort_values, explanation)
+
+
+def _render_sort(value: Any, key: SortKey, index: Index) -> Any:
+    if value is None:
+        if key.missing in ("_last", "_first"):
+            field_type = index.mapping.fields.get(key.field)
+            numeric = field_type is not None and field_type.type not in ("keyword", "text", "boolean")
+            if numeric:
+                return (-(2**63) if key.missing == "_first" else 2**63 - 1) if key.order == "asc" else (
+                    2**63 - 1 if key.missing == "_first" else -(2**63))
+            return None
+        return key.missing
+    if isinstance(value, bool):
+        return 1 if value else 0
+    return value
+
+
+def _explanation(node: dict[str, Any]) -> dict[str, Any]:
+    return {"value": node.get("value", 0.0), "description": node.get("description", ""),
+            "details": [_explanation(d) for d in node.get("details", []) or []]}
+
+
+class Cursor:
+    """Every match of a search in its final order, taken from one point-in-time view of the shards:
+    the state behind scrolls and by-query operations. Pages read documents lazily."""
+
+    def __init__(self, targets: Sequence[Target], spec: SearchSpec, *, now_millis: int | None = None,
+                 limit: int = MAX_SORT_CANDIDATES) -> None:
+        now = now_millis if now_millis is not None else int(time.time() * 1000)
+        self._spec = spec
+        self._queries = [compile_for(t, spec.query, spec.post_filter, now) for t in targets]
+        sort = spec.sort or [SortKey("_score", "desc")]
+        candidates: list[_Candidate] = []
+        for target, query in zip(targets, self._queries):
+            count = target.searcher.search(query, 1, count=True).count
+            if len(candidates) + count > limit:
+                raise RequestError(f"a scroll or by-query operation over more than [{limit}] documents is not "
+                                   "supported; narrow the query")
+            if count == 0:
+                continue
+            result = target.searcher.search(query, count, count=False)
+            shard_candidates = [_Candidate(target, address, rank, score)
+                                for rank, (score, address) in enumerate(result.hits)]
+            if spec.min_score is not None:
+                shard_candidates = [c for c in shard_candidates if (c.score or 0.0) >= spec.min_score]
+            if spec.sort is not None:
+                _sort_values(target, query, shard_candidates, sort)
+            else:
+                for c in shard_candidates:
+                    c.values.append(c.score)
+            candidates.extend(shard_candidates)
+        _sort_candidates(candidates, sort)
+        self._candidates = candidates
+        self.position = spec.offset
+        self.shards = len(targets)
+
+    @property
+    def total(self) -> int:
+        return len(self._candidates)
+
+    @property
+    def max_score(self) -> float | None:
+        return max((c.score for c in self._candidates if c.score is not None), default=None)
+
+    def next_page(self, size: int) -> list[Hit]:
+        page = self._candidates[self.position:self.position + size]
+        self.position += len(page)
+        return [_hit(c, self._spec, self._queries, with_sort=self._spec.sort is not None) for c in page]
+
+    def remaining(self) -> int:
+        return max(0, len(self._candidates) - self.position)
+
+
+def explain(targets: Sequence[Target], node: Node, doc_id: str, *, now_millis: int | None = None
+            ) -> tuple[bool, dict[str, Any]] | None:
+    """(matched, explanation) for one document, or None when the document does not exist."""
+    now = now_millis if now_millis is not None else int(time.time() * 1000)
+    for target in targets:
+        searcher = target.searcher
+        found = searcher.search(tantivy.Query.term_query(target.shard.schema, "_id", doc_id), 1, count=False).hits
+        if not found:
+            continue
+        address = found[0][1]
+        query = compile_for(target, node, None, now)
+        matched = bool(searcher.search(tantivy.Query.boolean_query([
+            (tantivy.Occur.Must, query),
+            (tantivy.Occur.Must, tantivy.Query.term_query(target.shard.schema, "_id", doc_id))]), 1).hits)
+        if not matched:
+            return False, {"value": 0.0, "description": "no matching term", "details": []}
+        return True, _explanation(orjson.loads(query.explain(searcher, address).to_json()))
+    return None
