@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Union
+from typing import Any
 
 import orjson
 import tantivy
@@ -83,7 +83,7 @@ class TermsAgg:
     exclude: str | tuple[Any, ...] | None = None
     format: str | None = None
     show_term_doc_count_error: bool = False
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)
+    aggs: dict[str, AggNode] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class RangeAgg:
     time_zone: str | None = None
     missing: Any = None
     date_range: bool = False  # requested as date_range
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)
+    aggs: dict[str, AggNode] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class HistogramAgg:
     keyed: bool = False
     order: Order = (("_key", "asc"),)
     format: str | None = None
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)
+    aggs: dict[str, AggNode] = field(default_factory=dict)
 
 
 CALENDAR_UNITS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
@@ -137,7 +137,7 @@ class DateHistogramAgg:
     missing: Any = None
     keyed: bool = False
     order: Order = (("_key", "asc"),)
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)
+    aggs: dict[str, AggNode] = field(default_factory=dict)
 
 
 METRIC_KINDS = ("avg", "min", "max", "sum", "stats", "extended_stats", "value_count")
@@ -150,7 +150,7 @@ class MetricAgg:
     missing: Any = None
     format: str | None = None
     sigma: float = 2.0
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)  # always empty
+    aggs: dict[str, AggNode] = field(default_factory=dict)  # always empty
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class CardinalityAgg:
     field: str
     precision_threshold: int = 3000
     missing: Any = None
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)
+    aggs: dict[str, AggNode] = field(default_factory=dict)
 
 
 DEFAULT_PERCENTS = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
@@ -172,13 +172,13 @@ class PercentilesAgg:
     missing: Any = None
     format: str | None = None
     method: str = "tdigest"  # tdigest | hdr (accepted; the computation is the same)
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)
+    aggs: dict[str, AggNode] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class FilterAgg:
     query: Node
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)
+    aggs: dict[str, AggNode] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -187,18 +187,18 @@ class FiltersAgg:
     keyed: bool = True
     other_bucket: bool = False
     other_bucket_key: str = "_other_"
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)
+    aggs: dict[str, AggNode] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class MissingAgg:
     field: str
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)
+    aggs: dict[str, AggNode] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class GlobalAgg:
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)
+    aggs: dict[str, AggNode] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -215,11 +215,13 @@ class TopHitsAgg:
     sort: tuple[HitSort, ...] | None = None  # None: by score
     source: Any = True  # True: whole _source; False: none; a callable: filters the parsed source
     track_scores: bool = False
-    aggs: dict[str, "AggNode"] = field(default_factory=dict)  # always empty
+    aggs: dict[str, AggNode] = field(default_factory=dict)  # always empty
 
 
-AggNode = Union[TermsAgg, RangeAgg, HistogramAgg, DateHistogramAgg, MetricAgg, CardinalityAgg, PercentilesAgg,
-                FilterAgg, FiltersAgg, MissingAgg, GlobalAgg, TopHitsAgg]
+AggNode = (TermsAgg | RangeAgg | HistogramAgg | DateHistogramAgg | MetricAgg | CardinalityAgg | PercentilesAgg
+           | FilterAgg | FiltersAgg | MissingAgg | GlobalAgg | TopHitsAgg)
+_ALL_NODES = (TermsAgg, RangeAgg, HistogramAgg, DateHistogramAgg, MetricAgg, CardinalityAgg, PercentilesAgg,
+              FilterAgg, FiltersAgg, MissingAgg, GlobalAgg, TopHitsAgg)
 _BUCKETING = (TermsAgg, RangeAgg, HistogramAgg, DateHistogramAgg)
 _VALUE_METRICS = (MetricAgg, CardinalityAgg, PercentilesAgg)
 
@@ -255,16 +257,11 @@ class _Ctx:
     typed_keys: bool
     buckets: int = 0
     empty_cache: dict[int, tuple[str, dict[str, Any], int]] = field(default_factory=dict)
-    counts: dict[int, int] = field(default_factory=dict)
 
     def add_buckets(self, n: int) -> None:
         self.buckets += n
         if self.buckets > MAX_BUCKETS:
             raise TooManyBucketsError(self.buckets)
-
-    def check_buckets(self, n: int) -> None:
-        if self.buckets + n > MAX_BUCKETS:
-            raise TooManyBucketsError(self.buckets + n)
 
 
 Scope = list[_Part]
@@ -273,6 +270,9 @@ Scope = list[_Part]
 def run_aggregations(targets: Sequence[Target], query: Node, aggs: dict[str, AggNode], *,
                      now_millis: int | None = None, typed_keys: bool = False) -> dict[str, Any]:
     """The `aggregations` object of a search response."""
+    for node in aggs.values():
+        if not isinstance(node, _ALL_NODES):
+            raise TypeError("run_aggregations takes the typed tree from query.aggs_request.parse_aggregations")
     check_depth(aggs)
     now = now_millis if now_millis is not None else int(time.time() * 1000)
     ctx = _Ctx(now, typed_keys)
@@ -536,7 +536,7 @@ class _Stats:
     max: float | None = None
     sumsq: float = 0.0
 
-    def merge(self, other: "_Stats") -> None:
+    def merge(self, other: _Stats) -> None:
         self.count += other.count
         self.sum += other.sum
         self.sumsq += other.sumsq
@@ -554,7 +554,7 @@ class _Values:
     estimate: float = 0.0  # cardinality beyond the exact values (HyperLogLog fallback)
     sketches: list[tuple[dict[float, float | None], int]] = field(default_factory=list)  # percentile fallback
 
-    def merge(self, other: "_Values") -> None:
+    def merge(self, other: _Values) -> None:
         for key, count in other.counts.items():
             self.counts[key] = self.counts.get(key, 0) + count
         self.estimate += other.estimate
@@ -606,7 +606,7 @@ class _Prep:
     """What a bucketing aggregation needs before tantivy runs (resolved per request)."""
 
     ranges: list[tuple[float | None, float | None]] | None = None  # range: resolved bounds, in request order
-    rounding: "_Rounding | None" = None  # date_histogram
+    rounding: _Rounding | None = None  # date_histogram
     boundaries: list[int] | None = None  # date_histogram over a range aggregation: bucket starts + the end
     fmt: DateFormat | None = None
     tz: dt.tzinfo | None = None
@@ -623,9 +623,19 @@ def _pure(node: AggNode, scope: Scope) -> bool:
     if isinstance(node, TermsAgg):
         if node.min_doc_count == 0:
             return False
-        if node.missing is not None and any(_field(p.target, node.field) is None for p in scope):
+        if node.missing is not None and _python_missing(node, scope):
             return False
     return all(_pure(sub, scope) for sub in node.aggs.values())
+
+
+def _python_missing(node: AggNode, scope: Scope) -> bool:
+    """Whether documents without the field are put in their `missing` bucket here rather than by tantivy."""
+    if getattr(node, "missing", None) is None:
+        return False
+    if not isinstance(node, TermsAgg):
+        return True
+    fields = [_field(p.target, node.field) for p in scope]
+    return any(f is not None and f.kind == "bool" for f in fields)
 
 
 def _metric_request(node: AggNode, info: _Field, ctx: _Ctx) -> dict[str, Any]:
@@ -686,8 +696,8 @@ def _terms_request(node: TermsAgg, info: _Field, subs: dict[str, dict[str, Any]]
             elif value is not None:
                 body[key] = [_key_text(v) for v in value]
     missing = _typed_missing(node.missing, info, ctx)
-    if missing is not None:
-        body["missing"] = int(missing) if isinstance(missing, bool) else missing
+    if missing is not None and info.kind != "bool":  # tantivy takes no boolean `missing`: done in Python
+        body["missing"] = missing
     request: dict[str, Any] = {"terms": body}
     if subs:
         request["aggs"] = subs
@@ -889,7 +899,7 @@ def _to_partial(node: AggNode, target: Target, out: dict[str, Any], prep: dict[i
         p = prep[id(node)]
         if p.boundaries is None:
             for raw in out.get("buckets") or []:
-                multi.buckets[int(round(float(raw["key"])))] = bucket_of(raw)
+                multi.buckets[round(float(raw["key"]))] = bucket_of(raw)
         else:
             for raw in out.get("buckets") or []:
                 key = raw.get("key")
@@ -941,12 +951,15 @@ def _eval_metric(node: AggNode, scope: Scope, ctx: _Ctx) -> tuple[str, dict[str,
     return _finish(node, total, [p.target for p in scope], ctx)
 
 
-def _approximate_values(node: AggNode, part: _Part, ctx: _Ctx) -> _Values:
+def _approximate_values(node: AggNode, part: _Part, ctx: _Ctx) -> _Values | _Stats:
     """More distinct values than tantivy lists at once: its own estimators stand in."""
     info = _field(part.target, node.field)  # type: ignore[union-attr]
     assert info is not None and part.query is not None
     missing = _typed_missing(getattr(node, "missing", None), info, ctx)
     extra = {"missing": missing} if missing is not None else {}
+    if isinstance(node, MetricAgg):  # keyword value_count: tantivy's own (a value repeated in a document counts)
+        out = part.target.searcher.aggregate(part.query, {"x": {"value_count": {"field": info.slot.name, **extra}}})
+        return _Stats(int(out["x"].get("value") or 0))
     if isinstance(node, CardinalityAgg):
         out = part.target.searcher.aggregate(part.query, {"x": {"cardinality": {"field": info.slot.name, **extra}}})
         return _Values({}, float(out["x"].get("value") or 0.0))
@@ -974,7 +987,7 @@ def _finish(node: AggNode, partial: Any, targets: Sequence[Target], ctx: _Ctx,
         return node.kind, _finish_stats(node, partial or _Stats(), _metric_format(node, targets))
     if isinstance(node, CardinalityAgg):
         values = partial or _Values()
-        return "cardinality", {"value": len(values.counts) + int(round(values.estimate))}
+        return "cardinality", {"value": len(values.counts) + round(values.estimate)}
     if isinstance(node, PercentilesAgg):
         return "tdigest_percentiles" if node.method != "hdr" else "hdr_percentiles", \
             _finish_percentiles(node, partial or _Values(), _metric_format(node, targets))
@@ -984,7 +997,7 @@ def _finish(node: AggNode, partial: Any, targets: Sequence[Target], ctx: _Ctx,
 def _with_string(out: dict[str, Any], key: str, value: float | None, fmt: DateFormat | None) -> None:
     out[key] = value
     if fmt is not None and value is not None:
-        out[f"{key}_as_string"] = fmt.format(int(math.floor(value)))
+        out[f"{key}_as_string"] = fmt.format(math.floor(value))
 
 
 def _finish_stats(node: MetricAgg, s: _Stats, fmt: DateFormat | None) -> dict[str, Any]:
@@ -999,13 +1012,11 @@ def _finish_stats(node: MetricAgg, s: _Stats, fmt: DateFormat | None) -> dict[st
         value = {"avg": avg, "min": low, "max": high, "sum": total}[node.kind]
         out: dict[str, Any] = {}
         _with_string(out, "value", value, fmt)
-        if out.get("value_as_string") is not None and node.kind == "value_count":
-            out.pop("value_as_string")
         return out
     out = {"count": count, "min": low, "max": high, "avg": avg, "sum": total}
     if fmt is not None and count:
         for key in ("min", "max", "avg", "sum"):
-            out[f"{key}_as_string"] = fmt.format(int(math.floor(out[key])))
+            out[f"{key}_as_string"] = fmt.format(math.floor(out[key]))
     if node.kind == "extended_stats":
         sigma = node.sigma
         if count:
@@ -1037,7 +1048,7 @@ def percentile(sorted_values: Sequence[tuple[float, int]], total: int, percent: 
     if total == 0:
         return None
     index = percent / 100.0 * (total - 1)
-    low_rank = int(math.floor(index))
+    low_rank = math.floor(index)
     high_rank = min(low_rank + 1, total - 1)
     weight = index - low_rank
     low_value = high_value = None
@@ -1074,19 +1085,19 @@ def _finish_percentiles(node: PercentilesAgg, values: _Values, fmt: DateFormat |
         for p in node.percents:
             keyed[java_double(float(p))] = results[p]
             if fmt is not None and results[p] is not None:
-                keyed[f"{java_double(float(p))}_as_string"] = fmt.format(int(math.floor(results[p])))  # type: ignore
+                keyed[f"{java_double(float(p))}_as_string"] = fmt.format(math.floor(results[p]))  # type: ignore
         return {"values": keyed}
     items = []
     for p in node.percents:
         item: dict[str, Any] = {"key": float(p), "value": results[p]}
         if fmt is not None and results[p] is not None:
-            item["value_as_string"] = fmt.format(int(math.floor(results[p])))  # type: ignore[arg-type]
+            item["value_as_string"] = fmt.format(math.floor(results[p]))  # type: ignore[arg-type]
         items.append(item)
     return {"values": items}
 
 
 # -- bucketing aggregations -------------------------------------------------------------------
-def _prepare(node: AggNode, scope: Scope, ctx: _Ctx, prep: dict[int, _Prep], *, nested: bool) -> None:
+def _prepare(node: AggNode, scope: Scope, ctx: _Ctx, prep: dict[int, _Prep]) -> None:
     """Resolves what depends on the data or the request time (range bounds, date rounding, boundaries)."""
     if isinstance(node, RangeAgg):
         info = _first_field(node.field, scope)
@@ -1113,7 +1124,7 @@ def _prepare(node: AggNode, scope: Scope, ctx: _Ctx, prep: dict[int, _Prep], *, 
         prep[id(node)] = p
     for sub in node.aggs.values():
         if isinstance(sub, _BUCKETING) and _pure(sub, scope):
-            _prepare(sub, scope, ctx, prep, nested=True)
+            _prepare(sub, scope, ctx, prep)
 
 
 def _first_field(path: str, scope: Scope) -> _Field | None:
@@ -1154,18 +1165,25 @@ def _field_bounds(path: str, scope: Scope) -> tuple[int | None, int | None]:
 def _eval_bucketing(node: AggNode, scope: Scope, ctx: _Ctx) -> tuple[str, dict[str, Any]]:
     assert isinstance(node, _BUCKETING)
     prep: dict[int, _Prep] = {}
-    _prepare(node, scope, ctx, prep, nested=False)
+    _prepare(node, scope, ctx, prep)
     info = _first_field(node.field, scope)
     missing_value = _typed_missing(node.missing, info, ctx) if info is not None else node.missing
     unmapped = [p for p in scope if _field(p.target, node.field) is None]
     # Documents without the field that `missing` puts in a bucket: counted here, sub-aggregations per bucket.
     missing_counts: list[int] = []
-    if node.missing is not None and not isinstance(node, TermsAgg):
-        missing_counts = [_count(p) for p in _narrow(scope, lambda t: _missing_restriction(t, node.field, ctx))]
+    in_python = _python_missing(node, scope)
+    if in_python:
+        mapped = _narrow([p for p in scope if _field(p.target, node.field) is not None],
+                         lambda t: _missing_restriction(t, node.field, ctx))
+        missing_counts = [_count(p) for p in mapped]
     python_subs = any(missing_counts) or (isinstance(node, TermsAgg) and node.missing is not None and
                                           any(_count(p) for p in unmapped))
-    pure_subs = [] if python_subs else [name for name, sub in node.aggs.items() if _pure(sub, scope)]
-    attempts = [pure_subs, [n for n in pure_subs if isinstance(node.aggs[n], MetricAgg)], []]
+    pure_subs = [] if python_subs else [name for name, sub in node.aggs.items()
+                                        if _pure(sub, scope) and _nest_size(sub, prep) <= _NEST_LIMIT]
+    attempts = [pure_subs]
+    for fewer in ([n for n in pure_subs if isinstance(node.aggs[n], MetricAgg)], []):
+        if fewer != attempts[-1]:
+            attempts.append(fewer)
     total: Any = None
     for tv_subs in attempts:
         try:
@@ -1181,7 +1199,7 @@ def _eval_bucketing(node: AggNode, scope: Scope, ctx: _Ctx) -> tuple[str, dict[s
             raise TooManyBucketsError(_TANTIVY_CAP + 1)
         raise TooManyBucketsError(MAX_BUCKETS + 1)
     multi: _Multi = total or _Multi()
-    if node.missing is not None and not isinstance(node, TermsAgg) and sum(missing_counts):
+    if in_python and sum(missing_counts):
         _add_missing(node, multi, missing_value, sum(missing_counts), prep)
     if isinstance(node, TermsAgg) and node.missing is not None:
         unmapped_docs = sum(_count(p) for p in unmapped)
@@ -1196,8 +1214,20 @@ def _eval_bucketing(node: AggNode, scope: Scope, ctx: _Ctx) -> tuple[str, dict[s
                          missing_value=missing_value)
 
 
+_NEST_LIMIT = 2_000  # buckets a nested date_histogram may bring per parent bucket before it is evaluated per bucket
+
+
+def _nest_size(node: AggNode, prep: dict[int, _Prep]) -> int:
+    """Buckets per parent bucket that a nested subtree makes tantivy build, when known in advance."""
+    p = prep.get(id(node))
+    own = len(p.boundaries) if p is not None and p.boundaries is not None else 1
+    return own * max((_nest_size(sub, prep) for sub in node.aggs.values()), default=1)
+
+
 def _add_missing(node: AggNode, multi: _Multi, value: Any, count: int, prep: dict[int, _Prep]) -> None:
-    if isinstance(node, HistogramAgg):
+    if isinstance(node, TermsAgg):
+        keys = [int(value) if isinstance(value, bool) else value]
+    elif isinstance(node, HistogramAgg):
         keys = [math.floor((float(value) - node.offset) / node.interval) * node.interval + node.offset]
     elif isinstance(node, DateHistogramAgg):
         keys = [prep[id(node)].rounding.round(int(value))]  # type: ignore[union-attr]
@@ -1328,9 +1358,6 @@ def _empty_subs_factory(node: AggNode, targets: Sequence[Target], ctx: _Ctx
     return empty
 
 
-_SortKey = Callable[[tuple[Any, _Bucket]], Any]
-
-
 class _Sorter:
     """Elasticsearch bucket order: the criteria, then the key ascending; missing metric values last."""
 
@@ -1340,10 +1367,7 @@ class _Sorter:
 
     def sort(self, items: list[tuple[Any, _Bucket]]) -> list[tuple[Any, _Bucket]]:
         items = sorted(items, key=lambda kv: _key_order(kv[0]))
-        criteria = list(self.order)
-        if not any(path == "_key" for path, _ in criteria):
-            pass
-        for path, direction in reversed(criteria):
+        for path, direction in reversed(self.order):
             descending = direction == "desc"
             if path == "_key":
                 items.sort(key=lambda kv: _key_order(kv[0]), reverse=descending)
@@ -1557,9 +1581,7 @@ def _finish_histogram(node: HistogramAgg | DateHistogramAgg, multi: _Multi, targ
         return math.floor((value - node.offset) / node.interval) * node.interval + node.offset  # type: ignore
 
     def next_key(key: Any) -> Any:
-        if is_date:
-            return p.rounding.next(int(key))  # type: ignore[union-attr]
-        return key_of(key + node.interval)  # type: ignore[union-attr]
+        return p.rounding.next(int(key))  # type: ignore[union-attr]
 
     hard = node.hard_bounds
     hard_low = hard_high = None
@@ -1589,12 +1611,17 @@ def _finish_histogram(node: HistogramAgg | DateHistogramAgg, multi: _Multi, targ
                 low = high
         if low is not None and high is not None:
             _check_fill(node, low, high, ctx, p)
-            key = low
-            while key <= high:
-                buckets.setdefault(key, _Bucket())
-                if len(buckets) + ctx.buckets > MAX_BUCKETS:
-                    raise TooManyBucketsError(len(buckets) + ctx.buckets)
-                key = next_key(key)
+            if is_date:
+                key = low
+                while key <= high:
+                    buckets.setdefault(key, _Bucket())
+                    if len(buckets) + ctx.buckets > MAX_BUCKETS:
+                        raise TooManyBucketsError(len(buckets) + ctx.buckets)
+                    key = next_key(key)
+            else:  # by bucket number: adding the interval to a key can round back onto the same key
+                interval, offset = node.interval, node.offset  # type: ignore[union-attr]
+                for number in range(round((low - offset) / interval), round((high - offset) / interval) + 1):
+                    buckets.setdefault(number * interval + offset, _Bucket())
     else:
         buckets = {k: b for k, b in buckets.items() if b.count >= node.min_doc_count}
     items = list(buckets.items())
@@ -1881,6 +1908,11 @@ class _Rounding:
     def _round_small(self, utc: int) -> int:
         width = self.width
         assert width is not None
+        offset = self._offset_at(utc)
+        local = utc + offset
+        candidate = local - local % width - offset
+        if self._offset_at(candidate) == offset:  # no transition in between: the common case
+            return candidate
         instant = utc
         for _ in range(8):
             offset = self._offset_at(instant)

@@ -87,6 +87,10 @@ INDEX_SETTINGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "index.max_result_window": ("10000", lambda v, k: _int_setting(v, k, 1, 2**31 - 1)),
     "index.mapping.total_fields.limit": ("1000", lambda v, k: _int_setting(v, k, 1, 100_000)),
     "index.mapping.depth.limit": ("20", lambda v, k: _int_setting(v, k, 1, 100)),
+    "index.max_docvalue_fields_search": ("100", lambda v, k: _int_setting(v, k, 0, 2**31 - 1)),
+    "index.max_regex_length": ("1000", lambda v, k: _int_setting(v, k, 1, 2**31 - 1)),
+    "index.max_terms_count": ("65536", lambda v, k: _int_setting(v, k, 1, 2**31 - 1)),
+    "index.highlight.max_analyzed_offset": ("1000000", lambda v, k: _int_setting(v, k, 1, 2**31 - 1)),
 }
 READ_ONLY_SETTINGS = {"index.creation_date", "index.uuid", "index.provided_name", "index.version.created"}
 
@@ -105,7 +109,9 @@ def flatten_settings(body: Any, prefix: str = "") -> dict[str, Any]:
 
 
 DYNAMIC_SETTINGS = frozenset({"index.number_of_replicas", "index.refresh_interval", "index.max_result_window",
-                              "index.mapping.total_fields.limit", "index.mapping.depth.limit"})
+                              "index.mapping.total_fields.limit", "index.mapping.depth.limit",
+                              "index.max_docvalue_fields_search", "index.max_regex_length", "index.max_terms_count",
+                              "index.highlight.max_analyzed_offset"})
 
 
 def normalize_settings(body: Any, *, updates: bool = False) -> dict[str, str | None]:
@@ -298,6 +304,8 @@ class Index:
                 doc.add_integer(slot.name, value)
             elif kind == "f64":
                 doc.add_float(slot.name, value)
+            elif kind == "ip":
+                doc.add_ip_addr(slot.name, value)
             else:
                 doc.add_boolean(slot.name, value)
         for name in parsed.field_names:
@@ -439,14 +447,16 @@ class Index:
         return self.shard_for(doc_id, routing).get(doc_id, realtime=realtime)
 
     # -- search ----------------------------------------------------------------------------
-    def compiler(self, shard: Shard) -> Compiler:
-        return Compiler(shard.schema, self.mapping, self.slots)
+    def compiler(self, shard: Shard, searcher: tantivy.Searcher | None = None) -> Compiler:
+        return Compiler(shard.schema, self.mapping, self.slots, searcher or shard.searcher,
+                        max_regex_length=int(self.setting("index.max_regex_length")),
+                        max_terms_count=int(self.setting("index.max_terms_count")))
 
     def count(self, node: Node) -> int:
         total = 0
         for shard in self.shards:
             searcher = shard.searcher
-            query = shard.exclude_checkpoint(self.compiler(shard).compile(node))
+            query = shard.exclude_checkpoint(self.compiler(shard, searcher).compile(node))
             total += searcher.search(query, 1, count=True).count
         return total
 
@@ -454,6 +464,10 @@ class Index:
         for shard in self.shards:
             shard.refresh()
         self.last_refresh = time.monotonic()
+
+    def refresh_shards(self, numbers: Sequence[int]) -> None:
+        for number in numbers:
+            self.shards[number].refresh()
 
     def wait_for_refresh(self, seqs: dict[int, int]) -> list[concurrent.futures.Future[None]]:
         return [self.shards[number].wait_for_refresh(seq) for number, seq in seqs.items()]
@@ -487,7 +501,8 @@ def _extends(candidate: Mapping, base: Mapping) -> bool:
     return all(path in candidate.fields and candidate.fields[path].type == f.type for path, f in base.fields.items())
 
 
-SLOT_KINDS = {"text": "text", "keyword": "keyword", "date": "i64", "boolean": "bool",
+SLOT_KINDS = {"text": "text", "match_only_text": "text", "keyword": "keyword", "date": "i64", "boolean": "bool",
+              "ip": "ip",
               **{t: "i64" for t in INTEGER_RANGES}, **{t: "f64" for t in FLOAT_TYPES}}
 
 
@@ -496,10 +511,11 @@ def assign_slots(mapping: Mapping, existing: dict[str, Slot], next_slot: int, *,
     slots = dict(existing)
     for path in sorted(mapping.fields):
         field_type = mapping.fields[path]
-        if path in slots or not field_type.indexed:
+        if path in slots or not field_type.indexed or field_type.type not in SLOT_KINDS:
             continue
         kind = SLOT_KINDS[field_type.type]
-        wants_norms = norms and field_type.params.get("norms", True) not in (False, "false")
+        wants_norms = norms and field_type.params.get("norms", True) not in (False, "false") \
+            and field_type.type != "match_only_text"
         slots[path] = Slot(f"f{next_slot}", kind, wants_norms if kind == "text" else False,  # type: ignore[arg-type]
                            field_type.params.get("analyzer") or "default")
         next_slot += 1

@@ -7,6 +7,8 @@ Mappings only grow: fields are added, never retyped (as in Elasticsearch).
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import math
 import re
 import struct
@@ -27,7 +29,9 @@ INTEGER_RANGES = {
     "byte": (-(2**7), 2**7 - 1),
 }
 FLOAT_TYPES = frozenset({"double", "float", "half_float", "scaled_float"})
-LEAF_TYPES = frozenset({"text", "keyword", "date", "boolean", *INTEGER_RANGES, *FLOAT_TYPES})
+LEAF_TYPES = frozenset({"text", "match_only_text", "keyword", "date", "boolean", "ip", "binary", "geo_point",
+                        *INTEGER_RANGES, *FLOAT_TYPES})
+UNINDEXED_TYPES = frozenset({"binary", "geo_point"})  # kept in _source, `exists` only (no slot)
 NUMERIC_TYPES = frozenset({*INTEGER_RANGES, *FLOAT_TYPES})
 METADATA_FIELDS = frozenset({"_id", "_index", "_source", "_routing", "_seq_no", "_version", "_primary_term",
                              "_field_names", "_ignored", "_doc_count", "_tier", "_data_stream_timestamp"})
@@ -44,16 +48,20 @@ ALLOWED_PARAMS: dict[str, frozenset[str]] = {
     **{t: frozenset(_COMMON | {"null_value", "coerce", "ignore_malformed"}) for t in INTEGER_RANGES},
     **{t: frozenset(_COMMON | {"null_value", "coerce", "ignore_malformed"}) for t in ("double", "float", "half_float")},
     "scaled_float": frozenset(_COMMON | {"null_value", "coerce", "ignore_malformed", "scaling_factor"}),
+    "match_only_text": frozenset({"type", "fields", "meta", "analyzer", "search_analyzer", "search_quote_analyzer",
+                                  "copy_to"}),
+    "ip": frozenset(_COMMON | {"null_value", "ignore_malformed"}),
+    "binary": frozenset({"type", "doc_values", "store", "meta", "copy_to"}),
+    "geo_point": frozenset(_COMMON | {"ignore_malformed", "ignore_z_value", "null_value"}),
 }
 OBJECT_PARAMS = frozenset({"type", "properties", "dynamic", "enabled", "subobjects"})
 ROOT_PARAMS = frozenset({"properties", "dynamic", "_source", "_routing", "date_detection", "numeric_detection",
                          "dynamic_date_formats", "_meta", "dynamic_templates", "enabled"})
 UNSUPPORTED = {"nested": "nested fields", "flattened": "flattened fields", "join": "join fields",
-               "geo_point": "geo_point fields", "geo_shape": "geo_shape fields", "dense_vector": "dense vectors",
-               "ip": "ip fields", "binary": "binary fields", "wildcard": "wildcard fields",
+               "geo_shape": "geo_shape fields", "dense_vector": "dense vectors", "wildcard": "wildcard fields",
                "completion": "completion fields", "search_as_you_type": "search_as_you_type fields",
                "percolator": "percolator fields", "alias": "field aliases", "unsigned_long": "unsigned_long fields",
-               "constant_keyword": "constant_keyword fields", "match_only_text": "match_only_text fields",
+               "constant_keyword": "constant_keyword fields",
                "integer_range": "range fields", "long_range": "range fields", "date_range": "range fields",
                "float_range": "range fields", "double_range": "range fields", "ip_range": "range fields",
                "token_count": "token_count fields", "histogram": "histogram fields", "version": "version fields",
@@ -135,12 +143,23 @@ class FieldType:
 
     def _convert(self, value: Any) -> Any:
         kind = self.type
+        if kind == "geo_point":
+            return _geo_point(value)
         if isinstance(value, (dict, list)):
             raise _Explained("Expected a single value but found an object or array")
         if value == "" and kind in NUMERIC_TYPES and self._coerce_allowed():
             return None  # Elasticsearch reads an empty string as null for numbers.
-        if kind == "text":
+        if kind == "text" or kind == "match_only_text":
             return value if isinstance(value, str) else _scalar_text(value)
+        if kind == "ip":
+            if not isinstance(value, str):
+                raise _Explained("an ip address must be a string")
+            return str(ipaddress.ip_address(value.strip()))
+        if kind == "binary":
+            if not isinstance(value, str):
+                raise _Explained("a binary value must be a base64 string")
+            base64.b64decode(value, validate=True)
+            return value
         if kind == "keyword":
             text = value if isinstance(value, str) else _scalar_text(value)
             limit = self.ignore_above
@@ -233,6 +252,39 @@ _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 
 def _utf16_length(text: str) -> int:
     return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+
+
+_LAT_LON = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\Z")
+_WKT_POINT = re.compile(r"\s*POINT\s*\(\s*(-?\d+(?:\.\d+)?)\s+(-?\d+(?:\.\d+)?)(?:\s+-?\d+(?:\.\d+)?)?\s*\)\s*\Z",
+                        re.IGNORECASE)
+_GEOHASH = re.compile(r"[0-9bcdefghjkmnpqrstuvwxyz]{1,12}\Z")
+
+
+def _geo_point(value: Any) -> tuple[float, float]:
+    """A geo_point in any of Elasticsearch's forms → (lat, lon), range-checked."""
+    if isinstance(value, dict):
+        if set(value) == {"lat", "lon"}:
+            lat, lon = float(value["lat"]), float(value["lon"])
+        elif value.get("type", "").lower() == "point" and isinstance(value.get("coordinates"), list):
+            lon, lat = (float(c) for c in value["coordinates"][:2])
+        else:
+            raise _Explained("a geo_point object needs [lat] and [lon]")
+    elif isinstance(value, str):
+        match = _LAT_LON.match(value)
+        wkt = _WKT_POINT.match(value)
+        if match:
+            lat, lon = float(match.group(1)), float(match.group(2))
+        elif wkt:
+            lon, lat = float(wkt.group(1)), float(wkt.group(2))
+        elif _GEOHASH.match(value):
+            return (0.0, 0.0)  # A well-formed geohash; its cell is not needed while geo queries are unsupported.
+        else:
+            raise _Explained("unrecognised geo_point format")
+    else:
+        raise _Explained("unrecognised geo_point format")
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0) or math.isnan(lat) or math.isnan(lon):
+        raise _Explained("geo_point latitude or longitude out of range")
+    return (lat, lon)
 
 
 class _Explained(ValueError):
@@ -448,6 +500,12 @@ class _DocParser:
         if node is None and (value is None or value == []):
             self._may_add(parent, path)  # Nothing to map, but strict still refuses the unknown field.
             return
+        if isinstance(node, FieldType) and node.type == "geo_point" and isinstance(value, (dict, list)):
+            points = [value] if isinstance(value, dict) or _is_coordinates(value) else value
+            for point in points:
+                if point is not None:
+                    self.emit(node, {"lat": point[1], "lon": point[0]} if _is_coordinates(point) else point)
+            return
         if isinstance(value, list):
             for item in _flatten(value):
                 self.walk_at(parent, path, item, depth)
@@ -482,7 +540,9 @@ class _DocParser:
         converted = node.convert(value, self.doc_id)
         if converted is None and value == "" and node.type in NUMERIC_TYPES and "null_value" in node.params:
             converted = node.convert(node.params["null_value"], self.doc_id)
-        if converted is not None and node.indexed:
+        if converted is not None and node.type in UNINDEXED_TYPES:
+            self.field_names.update(node.ancestry)
+        elif converted is not None and node.indexed:
             self.values.append((node.path, converted))
             self.field_names.update(node.ancestry)
         for sub in node.subfields:
@@ -572,6 +632,11 @@ def _mark_empty_objects(node: dict[str, Any]) -> None:
             child["type"] = "object"
         elif "properties" in child:
             _mark_empty_objects(child)
+
+
+def _is_coordinates(value: Any) -> bool:
+    return isinstance(value, list) and 2 <= len(value) <= 3 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
 
 
 def _flatten(values: list[Any]) -> Iterator[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import ipaddress
 import math
 import re
 import time
@@ -409,6 +410,8 @@ class Compiler:
     slots: dict[str, Any]  # path -> Slot
     searcher: tantivy.Searcher | None = None
     now_millis: int = field(default_factory=lambda: int(time.time() * 1000))
+    max_regex_length: int = MAX_REGEX_LENGTH
+    max_terms_count: int = 65_536
 
     def compile(self, node: Node) -> tantivy.Query:
         query = self._compile(node)
@@ -466,10 +469,11 @@ class Compiler:
                 value = self._normalized(node.field, node.value, node.normalize)
                 return self._pattern(node.field, wildcard_to_regex(value), node.case_insensitive, "wildcard")
             case Regexp():
-                if len(node.value) > MAX_REGEX_LENGTH:
+                if len(node.value) > self.max_regex_length:
                     raise QueryShardError(f"The length of regex [{len(node.value)}] used in the Regexp Query request "
-                                          f"has exceeded the allowed maximum of [{MAX_REGEX_LENGTH}]. This maximum "
-                                          "can be set by changing the [index.max_regex_length] index level setting.")
+                                          f"has exceeded the allowed maximum of [{self.max_regex_length}]. This "
+                                          "maximum can be set by changing the [index.max_regex_length] index level "
+                                          "setting.")
                 value = self._normalized(node.field, node.value, node.normalize)
                 return self._pattern(node.field, lucene_regex_to_rust(value, node.flags), node.case_insensitive,
                                      "regexp", raw=True)
@@ -549,12 +553,24 @@ class Compiler:
         field_type, slot = resolved
         if node.case_insensitive and slot.kind in ("keyword", "text"):
             return tantivy.Query.regex_query(self.schema, slot.name, "(?i)" + rust_escape(_text(value)))
+        if slot.kind == "ip" and isinstance(value, str) and "/" in value:
+            try:
+                network = ipaddress.ip_network(value.strip(), strict=False)
+            except ValueError:
+                raise QueryShardError(f"failed to create query: [{value}] is not a valid CIDR for field "
+                                      f"[{path}]") from None
+            return tantivy.Query.range_query(self.schema, slot.name, tantivy.FieldType.IpAddr,
+                                             str(network.network_address), str(network.broadcast_address))
         converted = self._value(field_type, value)
         if converted is None:  # keyword longer than ignore_above: it was never indexed.
             return tantivy.Query.empty_query()
         return tantivy.Query.term_query(self.schema, slot.name, converted)
 
     def _terms(self, path: str, values: tuple[Any, ...]) -> tantivy.Query:
+        if len(values) > self.max_terms_count:
+            raise QueryShardError(f"The number of terms [{len(values)}] used in the Terms Query request has exceeded "
+                                  f"the allowed maximum of [{self.max_terms_count}]. This maximum can be set by "
+                                  "changing the [index.max_terms_count] index level setting.")
         if path == "_id":
             return self._compile(Ids(tuple(_text(v) for v in values)))
         resolved = self._field(path)
@@ -567,8 +583,12 @@ class Compiler:
         return tantivy.Query.term_set_query(self.schema, slot.name, converted)
 
     def _exists(self, path: str) -> tantivy.Query:
-        if path == "_id":
+        if path in ("_id", "_index", "_seq_no", "_version", "_primary_term"):
             return tantivy.Query.all_query()
+        if path == "_routing":
+            return tantivy.Query.term_query(self.schema, "_field_names", "_routing")
+        if path in ("_source", "_field_names", "_ignored", "_doc_count", "_tier"):
+            raise QueryShardError(f"field [{path}] of type [{path}] does not support exists queries")
         paths = self.expand(path) if "*" in path else [path]
         queries = [tantivy.Query.term_query(self.schema, "_field_names", p) for p in paths]
         if not queries:
@@ -586,6 +606,11 @@ class Compiler:
             return self._exists(node.field)
         if slot.kind in ("keyword", "text"):
             return self._string_range(slot, lower, include_lower, upper, include_upper)
+        if slot.kind == "ip":
+            low_ip = self._value(field_type, lower) if lower is not None else None
+            high_ip = self._value(field_type, upper) if upper is not None else None
+            return tantivy.Query.range_query(self.schema, slot.name, tantivy.FieldType.IpAddr, low_ip, high_ip,
+                                             include_lower or low_ip is None, include_upper or high_ip is None)
         if field_type.type == "date":
             low = self._date(field_type, lower, node.format, node.time_zone, round_up=not include_lower) \
                 if lower is not None else None

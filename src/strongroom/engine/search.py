@@ -20,6 +20,7 @@ import tantivy
 from ..errors import RequestError
 from ..jsonio import extract_values
 from .index import Index
+from .mapping import INTEGER_RANGES
 from .plan import Bool, Compiler, Node
 from .shard import Shard, StoredDoc
 
@@ -80,7 +81,9 @@ class Target:
     order: int  # position in the request's list of shards: the last tie-breaker
 
     def compiler(self, now_millis: int) -> Compiler:
-        return Compiler(self.shard.schema, self.index.mapping, self.index.slots, self.searcher, now_millis)
+        compiler = self.index.compiler(self.shard, self.searcher)
+        compiler.now_millis = now_millis
+        return compiler
 
 
 def targets_for(indices: Sequence[Index]) -> list[Target]:
@@ -228,6 +231,8 @@ def _sort_values(target: Target, query: tantivy.Query, candidates: list[_Candida
             values = [target.order * (1 << 40) + c.rank for c in candidates]
         elif key.field == "_seq_no":
             values = target.searcher.fast_field_values("_seq_no", addresses)
+        elif key.mode is not None:
+            values = _mode_values(target, addresses, key)
         else:
             values = _field_values(target, query, addresses, key)
         for candidate, value in zip(candidates, values):
@@ -251,6 +256,50 @@ def _field_values(target: Target, query: tantivy.Query, addresses: list[tantivy.
     if slot.kind in ("i64", "f64", "bool"):
         return target.searcher.fast_field_values(slot.name, addresses)
     return _keyword_values(target, query, addresses, slot.name, key.field)
+
+
+def _mode_values(target: Target, addresses: list[tantivy.DocAddress], key: SortKey) -> list[Any]:
+    """Sort values of multi-valued fields reduced by `mode` (min, max, sum, avg, median), read from the
+    documents: columns hold one value per document here."""
+    field_type = target.index.mapping.fields.get(key.field)
+    if field_type is None:
+        return [None] * len(addresses)
+    integral = field_type.type in INTEGER_RANGES or field_type.type == "date"
+    out: list[Any] = []
+    for address in addresses:
+        source = orjson.loads(target.searcher.doc(address).get_first("_source"))
+        values = []
+        for raw in extract_values(source, field_type.parent or key.field):
+            try:
+                converted = field_type._convert(raw)
+            except (ValueError, TypeError, OverflowError):
+                continue
+            if converted is not None:
+                values.append(converted)
+        out.append(_reduce(values, key.mode or "min", integral) if values else None)
+    return out
+
+
+def _reduce(values: list[Any], mode: str, integral: bool) -> Any:
+    if mode == "min":
+        return min(values)
+    if mode == "max":
+        return max(values)
+    if mode == "sum":
+        total = sum(values)
+        return _wrap64(total) if integral else float(total)
+    if mode == "avg":
+        average = sum(values) / len(values)
+        return math.floor(average + 0.5) if integral else average  # Java's Math.round for longs
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return math.floor(median + 0.5) if integral else median
+
+
+def _wrap64(number: int) -> int:
+    """Two's-complement overflow, as a Java long sum does."""
+    return (number + 2**63) % 2**64 - 2**63
 
 
 def _keyword_values(target: Target, query: tantivy.Query, addresses: list[tantivy.DocAddress], slot: str,
@@ -407,6 +456,9 @@ class Cursor:
 
     @property
     def max_score(self) -> float | None:
+        sort = self._spec.sort
+        if sort is not None and not self._spec.track_scores and not any(k.field == "_score" for k in sort):
+            return None  # Sorted by fields: scores are not computed, as in Elasticsearch.
         return max((c.score for c in self._candidates if c.score is not None), default=None)
 
     def next_page(self, size: int) -> list[Hit]:

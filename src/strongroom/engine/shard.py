@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_ID = ""  # Elasticsearch ids cannot be empty, so no document can collide with it.
 GC_DELETES_SECONDS = 60.0
 
-SlotKind = Literal["text", "keyword", "i64", "f64", "bool"]
+SlotKind = Literal["text", "keyword", "i64", "f64", "bool", "ip"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Slot:
                                record="position", norms=self.norms)
         if self.kind == "keyword":
             return _text_entry(self.name, tokenizer="raw", record="basic", norms=False, fast=True)
-        tantivy_type = {"i64": "i64", "f64": "f64", "bool": "bool"}[self.kind]
+        tantivy_type = {"i64": "i64", "f64": "f64", "bool": "bool", "ip": "ip_addr"}[self.kind]
         return {"name": self.name, "type": tantivy_type,
                 "options": {"indexed": True, "fieldnorms": False, "fast": True, "stored": False}}
 
@@ -483,6 +483,7 @@ class Shard:
         fields.add_bytes("_source", source)
         if routing is not None:
             fields.add_text("_routing", routing)
+            fields.add_text("_field_names", "_routing")
         return fields
 
     # -- refresh -------------------------------------------------------------------------

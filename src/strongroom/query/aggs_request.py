@@ -249,7 +249,7 @@ def _check_order_path(path: str, name: str, subs: dict[str, a.AggNode]) -> None:
                     "single-bucket or a metrics aggregation at the path end.")
             current = node.aggs
             continue
-        if isinstance(node, (a.MetricAgg, a.CardinalityAgg, a.PercentilesAgg)) or isinstance(node, _SINGLE_BUCKET):
+        if isinstance(node, (a.MetricAgg, a.CardinalityAgg, a.PercentilesAgg, _SINGLE_BUCKET)):
             multi_value = isinstance(node, a.PercentilesAgg) or (isinstance(node, a.MetricAgg) and
                                                                  node.kind in ("stats", "extended_stats"))
             if multi_value and not metric:

@@ -33,6 +33,8 @@ class FieldSpec:
     order: str = "none"
     require_field_match: bool = True
     encoder: str = "default"
+    type: str = "unified"
+    max_analyzed_offset: int | None = None
 
 
 @dataclass
@@ -46,7 +48,8 @@ def parse_highlight(body: dict[str, Any]) -> HighlightSpec:
     allowed = {"fields", "pre_tags", "post_tags", "fragment_size", "number_of_fragments", "no_match_size", "order",
                "require_field_match", "encoder", "type", "tags_schema", "boundary_scanner", "boundary_chars",
                "boundary_max_scan", "fragmenter", "phrase_limit", "highlight_query", "max_analyzed_offset",
-               "boundary_scanner_locale", "force_source", "options", "matched_fields", "fragment_offset"}
+               "boundary_scanner_locale", "force_source", "options", "matched_fields", "fragment_offset",
+               "max_analyzer_offset"}
     unknown = set(body) - allowed
     if unknown:
         raise RequestError(f"[highlight] unknown field [{sorted(unknown)[0]}]")
@@ -78,13 +81,17 @@ def _field_spec(body: dict[str, Any], base: FieldSpec) -> FieldSpec:
         tags_pre = tuple(body["pre_tags"])
     if "post_tags" in body:
         tags_post = tuple(body["post_tags"])
+    offset = body.get("max_analyzed_offset", body.get("max_analyzer_offset", base.max_analyzed_offset))
+    kind = str(body.get("type", base.type))
+    if kind not in ("unified", "plain", "fvh"):
+        raise RequestError(f"unknown highlighter type [{kind}]")
     try:
         return FieldSpec(int(body.get("fragment_size", base.fragment_size)),
                          int(body.get("number_of_fragments", base.number_of_fragments)), tags_pre or ("<em>",),
                          tags_post or ("</em>",), int(body.get("no_match_size", base.no_match_size)),
                          str(body.get("order", base.order)),
                          body.get("require_field_match", base.require_field_match) in (True, "true"),
-                         str(body.get("encoder", base.encoder)))
+                         str(body.get("encoder", base.encoder)), kind, None if offset is None else int(offset))
     except (TypeError, ValueError):
         raise RequestError("[highlight] numeric options must be integers") from None
 
@@ -174,13 +181,24 @@ def _distance(a: str, b: str, limit: int) -> int:
 
 
 # -- marking ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Limits:
+    """Per-index highlighting limits: characters analysed, and fields indexed with offsets."""
+
+    max_analyzed_offset: int = MAX_ANALYZED_OFFSET
+    with_offsets: frozenset[str] = frozenset()
+    index: str = ""
+    doc_id: str = ""
+
+
 def highlight_hit(source: dict[str, Any], spec: HighlightSpec, wanted: dict[str, Wanted],
-                  analyzer_of: Callable[[str], str | None], expand: Callable[[str], list[str]]
-                  ) -> dict[str, list[str]]:
+                  analyzer_of: Callable[[str], str | None], expand: Callable[[str], list[str]],
+                  limits: Limits = Limits()) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for pattern, options in spec.fields.items():
         paths = expand(pattern) if "*" in pattern else [pattern]
         for path in paths:
+            _check_length(source, path, options, limits)
             targets = wanted.get(path)
             if targets is None and options.require_field_match:
                 if options.no_match_size > 0:
@@ -201,6 +219,21 @@ def highlight_hit(source: dict[str, Any], spec: HighlightSpec, wanted: dict[str,
     return out
 
 
+def _check_length(source: dict[str, Any], path: str, options: FieldSpec, limits: Limits) -> None:
+    if options.max_analyzed_offset is not None:
+        return  # The request bounds the analysis itself.
+    if options.type == "unified" and path in limits.with_offsets:
+        return  # Offsets are in the index: nothing needs re-analysing.
+    for value in _values(source, path):
+        if len(value) > limits.max_analyzed_offset:
+            from ..errors import IllegalArgumentError
+            raise IllegalArgumentError(
+                f"The length of [{path}] field of [{limits.doc_id}] doc of [{limits.index}] index has exceeded "
+                f"[{limits.max_analyzed_offset}] - maximum allowed to be analyzed for highlighting. This maximum can "
+                "be set by changing the [index.highlight.max_analyzed_offset] index level setting. For large "
+                "texts, indexing with offsets or term vectors is recommended!")
+
+
 def _values(source: dict[str, Any], path: str) -> list[str]:
     return [v if isinstance(v, str) else str(v) for v in extract_values(source, path)]
 
@@ -214,12 +247,13 @@ def _encode(text: str, options: FieldSpec) -> str:
     return html.escape(text, quote=False) if options.encoder == "html" else text
 
 
-def _spans(text: str, targets: Wanted, analyzer: str | None) -> list[tuple[int, int]]:
+def _spans(text: str, targets: Wanted, analyzer: str | None, limit: int = MAX_ANALYZED_OFFSET
+           ) -> list[tuple[int, int]]:
     if analyzer is None:  # keyword: the whole value or nothing
         hit = text in targets.terms or any(test(text) for test in targets.patterns)
         return [(0, len(text))] if hit else []
     spans = []
-    for token in ANALYZERS[analyzer].tokens(text[:MAX_ANALYZED_OFFSET]):
+    for token in ANALYZERS[analyzer].tokens(text[:limit]):
         term = token["token"]
         if term in targets.terms or any(test(term) for test in targets.patterns):
             spans.append((token["start_offset"], token["end_offset"]))
@@ -252,7 +286,7 @@ def _field_fragments(source: dict[str, Any], path: str, targets: Wanted, options
     scored: list[tuple[int, int, str]] = []  # (matches, order, fragment)
     order = 0
     for value in _values(source, path):
-        spans = _spans(value, targets, analyzer)
+        spans = _spans(value, targets, analyzer, options.max_analyzed_offset or MAX_ANALYZED_OFFSET)
         if not spans:
             continue
         if options.number_of_fragments == 0:

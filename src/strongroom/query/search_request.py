@@ -7,8 +7,11 @@ from typing import Any
 
 from ..engine import plan as p
 from ..engine.search import DEFAULT_TRACK_TOTAL, SearchSpec, SortKey
-from ..errors import IllegalArgumentError, RequestError
+from ..errors import ActionRequestValidationError, IllegalArgumentError, RequestError
 from .dsl import QueryParsingError, parse_query
+from ..engine.aggs import AggNode
+from .aggs_request import parse_aggregations
+from .fields import FieldRequest, parse_field_requests
 from .highlight import HighlightSpec, parse_highlight
 from .source import SourceFilter, source_filter_from_body, source_filter_from_params
 
@@ -34,13 +37,13 @@ SEARCH_PARAMS = ("q", "df", "default_operator", "analyzer", "analyze_wildcard", 
 class SearchRequest:
     spec: SearchSpec
     source: SourceFilter = field(default_factory=SourceFilter)
-    aggs: dict[str, Any] | None = None
+    aggs: dict[str, AggNode] | None = None
     highlight: HighlightSpec | None = None
     version: bool = False
     seq_no_primary_term: bool = False
     stored_fields: tuple[str, ...] | None = None
-    docvalue_fields: list[Any] | None = None
-    fields: list[Any] | None = None
+    docvalue_fields: list[FieldRequest] = field(default_factory=list)
+    fields: list[FieldRequest] = field(default_factory=list)
     total_as_int: bool = False
     typed_keys: bool = False
     scroll: str | None = None
@@ -50,9 +53,12 @@ def _int(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise IllegalArgumentError(f"[{name}] must be an integer")
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise IllegalArgumentError(f"Failed to parse int parameter [{name}] with value [{value}]") from None
+    if not -(2**31) <= number < 2**31:
+        raise IllegalArgumentError(f"Numeric value ({number}) out of range of int (-2147483648 - 2147483647)")
+    return number
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -85,8 +91,8 @@ def parse_sort(value: Any) -> list[SortKey] | None:
         unknown = set(spec) - {"order", "missing", "mode", "unmapped_type", "numeric_type", "format"}
         if unknown:
             raise QueryParsingError(f"[field_sort] unknown field [{sorted(unknown)[0]}]")
-        if spec.get("mode") not in (None, "min", "max"):
-            raise QueryParsingError(f"[sort] mode [{spec['mode']}] is not supported (min or max)")
+        if spec.get("mode") not in (None, "min", "max", "sum", "avg", "median"):
+            raise QueryParsingError(f"[sort] unknown sort mode [{spec['mode']}]")
         default_order = "desc" if name == "_score" else "asc"
         keys.append(SortKey(name, _order(spec.get("order", default_order)), spec.get("missing", "_last"),
                             spec.get("mode"), spec.get("unmapped_type")))
@@ -112,11 +118,13 @@ def _sort_param(text: str) -> list[dict[str, Any] | str]:
 
 
 def _track_total(value: Any) -> bool | int:
-    if value in (True, "true"):
+    if value is True or value == "true":
         return True
-    if value in (False, "false"):
+    if value is False or value == "false":
         return False
     number = _int(value, "track_total_hits")
+    if number == -1:
+        return False  # Elasticsearch's TRACK_TOTAL_HITS_DISABLED
     if number < 0:
         raise IllegalArgumentError("[track_total_hits] parameter must be positive or equals to -1, got "
                                    f"{number}")
@@ -154,6 +162,11 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
     if size < 0:
         raise IllegalArgumentError(f"[size] parameter cannot be negative, found [{size}]")
     scroll = params.get("scroll")
+    if scroll is not None:
+        if "request_cache" in params and params["request_cache"] in ("true", ""):
+            raise IllegalArgumentError("[request_cache] cannot be used in a scroll context")
+        if size == 0:
+            raise ActionRequestValidationError("[size] cannot be [0] in a scroll context")
     if offset + size > max_result_window and scroll is None:
         raise IllegalArgumentError(f"Result window is too large, from + size must be less than or equal to: "
                                    f"[{max_result_window}] but was [{offset + size}]. See the scroll api for a more "
@@ -169,10 +182,15 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
             raise IllegalArgumentError("[from] parameter must be set to 0 when [search_after] is used")
         if sort is None:
             sort = [SortKey("_score", "desc")]
+    explicit = "track_total_hits" in params or "track_total_hits" in body
     track = _track_total(params.get("track_total_hits", body.get("track_total_hits", DEFAULT_TRACK_TOTAL)))
     total_as_int = _bool(params.get("rest_total_hits_as_int", False), "rest_total_hits_as_int")
-    if total_as_int and track is not True:
-        track = True  # Elasticsearch tracks exactly when totals are rendered as an integer.
+    if total_as_int:
+        if explicit and track is not True and track is not False:
+            raise IllegalArgumentError(f"[rest_total_hits_as_int] cannot be used if the tracking of total hits is "
+                                       f"not accurate, got {track}")
+        if not explicit:
+            track = True  # Elasticsearch tracks exactly when totals are rendered as an integer.
     min_score = body.get("min_score")
     if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, (int, float))):
         raise QueryParsingError("[min_score] must be a number")
@@ -191,12 +209,15 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
         stored_fields = tuple(s.strip() for s in stored.split(",")) if isinstance(stored, str) else tuple(stored)
         if stored_fields == ("_none_",):
             source = SourceFilter(fetch=False)
-    aggs = body.get("aggs", body.get("aggregations"))
-    if aggs is not None and not isinstance(aggs, dict):
+    aggs_body = body.get("aggs", body.get("aggregations"))
+    if aggs_body is not None and not isinstance(aggs_body, dict):
         raise QueryParsingError("[aggs] must be an object")
+    aggs = parse_aggregations(aggs_body) if aggs_body else None
     highlight = parse_highlight(body["highlight"]) if body.get("highlight") is not None else None
+    docvalue = parse_field_requests(params.get("docvalue_fields", body.get("docvalue_fields")), "docvalue_fields")
+    fields = parse_field_requests(body.get("fields"), "fields")
     return SearchRequest(spec, source, aggs, highlight,
                          _bool(params.get("version", body.get("version", False)), "version"),
                          _bool(params.get("seq_no_primary_term", body.get("seq_no_primary_term", False)),
-                               "seq_no_primary_term"), stored_fields, body.get("docvalue_fields"), body.get("fields"),
+                               "seq_no_primary_term"), stored_fields, docvalue, fields,
                          total_as_int, _bool(params.get("typed_keys", False), "typed_keys"), scroll)

@@ -27,7 +27,8 @@ from ..errors import (ActionRequestValidationError, IllegalArgumentError, IndexN
                       VersionConflictError)
 from ..query.dsl import parse_query
 from ..jsonio import extract_values, loads_strict
-from ..query.highlight import collect, highlight_hit
+from ..query.fields import retrieve
+from ..query.highlight import Limits, collect, highlight_hit
 from ..query.search_request import SearchRequest
 from ..query.source import SourceFilter
 from . import policy as actions
@@ -259,6 +260,12 @@ class Session:
                                        f"[{window}] but was [{spec.offset + spec.size}]. See the scroll api for a "
                                        "more efficient way to request large data sets. This limit can be set by "
                                        "changing the [index.max_result_window] index level setting.")
+        docvalue_limit = min((int(i.setting("index.max_docvalue_fields_search")) for i in indices), default=100)
+        if len(request.docvalue_fields) > docvalue_limit:
+            raise IllegalArgumentError(f"Trying to retrieve too many docvalue_fields. Must be less than or equal to: "
+                                       f"[{docvalue_limit}] but was [{len(request.docvalue_fields)}]. This limit can "
+                                       "be set by changing the [index.max_docvalue_fields_search] index level "
+                                       "setting.")
         if request.scroll is not None and spec.size > window:
             raise IllegalArgumentError(f"Batch size is too large, size must be less than or equal to: [{window}] "
                                        f"but was [{spec.size}]. Scroll batch sizes cost as much memory as result "
@@ -287,9 +294,18 @@ class Session:
                 index = by_name[hit.index]
                 if index.name not in marking:
                     marking[index.name] = collect(request.spec.query, _analyzer_of(index), _expander(index))
+                limits = Limits(int(index.setting("index.highlight.max_analyzed_offset")),
+                                frozenset(p for p, f in index.mapping.fields.items()
+                                          if f.params.get("index_options") == "offsets"), index.name, hit.doc.doc_id)
                 highlight = highlight_hit(full, request.highlight, marking[index.name], _analyzer_of(index),
-                                          _expander(index)) or None
-            hits.append(VisibleHit(hit.index, hit.doc, hit.score, hit.sort, source, hit.explanation, highlight))
+                                          _expander(index), limits) or None
+            fields = None
+            if request.docvalue_fields or request.fields:
+                mapping = by_name[hit.index].mapping
+                fields = {**retrieve(full, mapping, request.fields, docvalue=False),
+                          **retrieve(full, mapping, request.docvalue_fields, docvalue=True)} or None
+            hits.append(VisibleHit(hit.index, hit.doc, hit.score, hit.sort, source, hit.explanation, highlight,
+                                   fields))
         return hits
 
     def _open_scroll(self, indices: list[Index], request: SearchRequest, keep_alive: float) -> SearchOutcome:
@@ -420,9 +436,10 @@ class Session:
             for i, request, outcome in zip(positions, requests, outcomes):
                 results[i] = WriteResult(name, request.doc_id, writes[i].op, outcome.result, outcome.source)
         forced = False
-        if refresh in ("true", ""):
-            for index, _ in touched:
-                await _run(index.refresh)
+        if refresh in ("true", ""):  # Like Elasticsearch, only the shards the writes went to.
+            for index, outcomes in touched:
+                numbers = sorted({o.result.shard for o in outcomes if isinstance(o.result, OpResult)})
+                await _run(index.refresh_shards, numbers)
             forced = bool(touched)
         elif refresh == "wait_for":
             futures = []
@@ -575,6 +592,7 @@ class VisibleHit:
     source: dict[str, Any] | None
     explanation: dict[str, Any] | None = None
     highlight: dict[str, list[str]] | None = None
+    fields: dict[str, list[Any]] | None = None
 
 
 @dataclass

@@ -36,6 +36,8 @@ def render_hits(outcome: SearchOutcome, request: SearchRequest) -> dict[str, Any
             entry["_explanation"] = hit.explanation
         if hit.highlight is not None:
             entry["highlight"] = hit.highlight
+        if hit.fields is not None:
+            entry["fields"] = hit.fields
         hits.append(entry)
     body: dict[str, Any] = {}
     if outcome.total is not None:
@@ -94,7 +96,7 @@ async def scroll(call: Call) -> Response:
     unknown = set(body) - {"scroll_id", "scroll", "rest_total_hits_as_int"}
     if unknown:
         raise RequestError(f"[search_scroll] unknown field [{sorted(unknown)[0]}]")
-    scroll_id = call.path.get("scroll_id") or body.get("scroll_id") or call.params.str("scroll_id")
+    scroll_id = body.get("scroll_id") or call.path.get("scroll_id") or call.params.str("scroll_id")
     if not isinstance(scroll_id, str) or not scroll_id:
         raise ActionRequestValidationError("scrollId is missing")
     keep_alive = body.get("scroll", call.params.str("scroll"))
@@ -110,7 +112,7 @@ def _scroll_view(call: Call, body: dict[str, Any]) -> SearchRequest:
 
 async def clear_scroll(call: Call) -> Response:
     body = call.json_body() or {}
-    ids: Any = call.path.get("scroll_id") or body.get("scroll_id") or call.params.str("scroll_id")
+    ids: Any = body.get("scroll_id") or call.path.get("scroll_id") or call.params.str("scroll_id")
     if ids is None:
         raise ActionRequestValidationError("no scroll ids specified")
     if isinstance(ids, str):
@@ -130,6 +132,13 @@ async def msearch(call: Call) -> Response:
         raise ActionRequestValidationError("no requests added")
     responses = []
     default_index = call.path.get("index")
+    if call.params.bool("rest_total_hits_as_int"):  # Checked for the whole request, as Elasticsearch does.
+        for body_raw in lines[1::2]:
+            body = loads_strict(body_raw) if body_raw.strip() else {}
+            track = body.get("track_total_hits") if isinstance(body, dict) else None
+            if track is not None and track is not True and track is not False:
+                raise IllegalArgumentError(f"[rest_total_hits_as_int] cannot be used if the tracking of total hits "
+                                           f"is not accurate, got {track}")
     position = 0
     while position < len(lines):
         header_raw = lines[position].strip()
