@@ -8,6 +8,7 @@ Every expected answer is computed here from the corpus itself, independently of 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import math
 import random
 from collections import Counter
@@ -21,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from strongroom.engine.aggs import MAX_BUCKETS, run_aggregations
+from strongroom.engine.aggs import MAX_BUCKETS, DecimalFormat, run_aggregations
 from strongroom.engine.index import Index, WriteRequest
 from strongroom.engine.node import Engine
 from strongroom.engine.search import targets_for
@@ -339,7 +340,7 @@ def test_terms_on_numbers_booleans_and_dates(indices: dict[str, Any]) -> None:
     counted = sum(b["doc_count"] for b in result["buckets"]) + result["sum_other_doc_count"]
     assert counted == sum(b["doc_count"] for b in o_terms(docs, "n", size=1000)["buckets"])
     assert result["doc_count_error_upper_bound"] > 0
-    for bucket, truth in zip(result["buckets"], exact["buckets"]):
+    for bucket in result["buckets"][:len(exact["buckets"])]:
         true_count = next(b["doc_count"] for b in o_terms(docs, "n", size=1000)["buckets"] if b["key"] == bucket["key"])
         assert true_count - result["doc_count_error_upper_bound"] <= bucket["doc_count"] <= true_count
     assert run(indices["one"], {"t": {"terms": {"field": "n", "size": 5}}})["t"] == exact
@@ -722,6 +723,257 @@ def test_unmapped_fields_and_several_indices(indices: dict[str, Any]) -> None:
                                       render=lambda k: {"key": k, "key_as_string": "true" if k else "false"}))
 
 
+# -- ip fields, numeric formats, meta, value_type -----------------------------------------------------
+IP_MAPPINGS = {"properties": {"ip": {"type": "ip"}, "v": {"type": "long"}, "b": {"type": "boolean"},
+                              "secs": {"type": "date", "format": "epoch_second"}}}
+ADDRESSES = ["::1", "127.0.0.1", "10.0.0.2", "192.168.0.1", "192.168.0.7", "192.168.255.255", "2001:db8::1",
+             "ffff::1", "0.0.0.1"]
+
+
+def make_ip_docs() -> list[dict[str, Any]]:
+    rng = random.Random(4242)
+    docs = []
+    for i in range(90):
+        doc: dict[str, Any] = {"v": i % 7}
+        if i % 9:
+            doc["ip"] = ADDRESSES[min(int(rng.expovariate(0.4)), len(ADDRESSES) - 1)]
+        if i % 4:
+            doc["b"] = i % 3 == 0
+        doc["secs"] = 1000 * (i % 5)
+        docs.append(doc)
+    return docs
+
+
+IP_DOCS = make_ip_docs()
+
+
+@pytest.fixture(scope="module")
+def ip_indices(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    engine = Engine(Path(tmp_path_factory.mktemp("ipaggs")) / "data", writer_heap_bytes=20_000_000)
+    out = {}
+    for name, shards in (("ips1", 1), ("ips3", 3)):
+        index = engine.create_index(name, {"number_of_shards": shards}, IP_MAPPINGS)
+        index.write([WriteRequest("index", str(i), doc, orjson.dumps(doc)) for i, doc in enumerate(IP_DOCS)])
+        index.refresh()
+        out[name] = index
+    yield out
+    engine.close()
+
+
+def both_ip(ip_indices: dict[str, Any], aggs: dict[str, Any], expected: dict[str, Any], **kw: Any) -> None:
+    for name in ("ips1", "ips3"):
+        assert_close(run(ip_indices[name], aggs, **kw), expected, name)
+
+
+def ip_number(text: str) -> int:
+    """An address in Elasticsearch's order: IPv4 as IPv4-mapped IPv6."""
+    address = ipaddress.ip_address(text)
+    return int(address) if address.version == 6 else (0xFFFF << 32) + int(address)
+
+
+def test_terms_on_ip_fields(ip_indices: dict[str, Any]) -> None:
+    counts = Counter(d["ip"] for d in IP_DOCS if "ip" in d)
+    ordered = sorted(counts, key=lambda k: (-counts[k], ip_number(k)))
+    both_ip(ip_indices, {"t": {"terms": {"field": "ip", "size": 20}}},
+            {"t": {"doc_count_error_upper_bound": 0, "sum_other_doc_count": 0,
+                   "buckets": [{"key": k, "doc_count": counts[k]} for k in ordered]}})
+    by_key = sorted(counts, key=ip_number)  # ::1 < 0.0.0.1 (::ffff:0:1) < ... < 2001:db8::1 < ffff::1
+    result = run(ip_indices["ips3"], {"t": {"terms": {"field": "ip", "size": 20, "order": {"_key": "asc"}},
+                                            "aggs": {"s": {"sum": {"field": "v"}}}}})
+    assert [b["key"] for b in result["t"]["buckets"]] == by_key
+    for name in ("ips1", "ips3"):  # more addresses than a shard is asked for: still the lowest, in byte order
+        for direction, keys in (("asc", by_key[:2]), ("desc", by_key[::-1][:2])):
+            small = run(ip_indices[name], {"t": {"terms": {"field": "ip", "size": 2, "shard_size": 2,
+                                                           "order": {"_key": direction}}}})
+            assert [b["key"] for b in small["t"]["buckets"]] == keys
+    for bucket in result["t"]["buckets"]:
+        assert bucket["s"]["value"] == float(sum(d["v"] for d in IP_DOCS if d.get("ip") == bucket["key"]))
+        assert "key_as_string" not in bucket
+    # include/exclude by address (any spelling), missing, and regexes refused like Elasticsearch (a 500)
+    included = run(ip_indices["ips1"], {"t": {"terms": {"field": "ip", "include": ["127.0.0.1", "::ffff:10.0.0.2"]}}})
+    assert {b["key"] for b in included["t"]["buckets"]} == {"127.0.0.1", "10.0.0.2"}
+    excluded = run(ip_indices["ips1"], {"t": {"terms": {"field": "ip", "size": 20, "exclude": ["127.0.0.1"]}}})
+    assert {b["key"] for b in excluded["t"]["buckets"]} == set(counts) - {"127.0.0.1"}
+    absent = sum(1 for d in IP_DOCS if "ip" not in d)
+    with_missing = run(ip_indices["ips3"], {"t": {"terms": {"field": "ip", "size": 20, "missing": "1.2.3.4"},
+                                                  "aggs": {"c": {"value_count": {"field": "v"}}}}})
+    bucket = next(b for b in with_missing["t"]["buckets"] if b["key"] == "1.2.3.4")
+    assert bucket["doc_count"] == absent and bucket["c"] == {"value": absent}
+    for bucket in with_missing["t"]["buckets"]:  # each bucket's sub-aggregation over its own documents
+        assert bucket["c"] == {"value": bucket["doc_count"]}
+    with pytest.raises(StrongroomError) as info:
+        run(ip_indices["ips1"], {"t": {"terms": {"field": "ip", "exclude": "127.*"}}})
+    assert info.value.status == 500 and info.value.es_type == "aggregation_execution_exception"
+    assert "cannot support regular expression style include/exclude settings" in info.value.reason
+    # metrics on ip fields: distinct addresses and values, with a `missing` address counted
+    both_ip(ip_indices, {"c": {"cardinality": {"field": "ip"}}, "m": {"cardinality": {"field": "ip", "missing": "::9"}},
+                         "n": {"value_count": {"field": "ip"}}},
+            {"c": {"value": len(counts)}, "m": {"value": len(counts) + 1}, "n": {"value": sum(counts.values())}})
+
+
+def o_ip_range(ranges: list[tuple[str | None, int | None, int | None]], missing: str | None = None
+               ) -> list[tuple[str | None, int]]:
+    out = []
+    for key, low, high in ranges:
+        count = 0
+        for doc in IP_DOCS:
+            value = doc.get("ip", missing)
+            if value is not None and (low is None or ip_number(value) >= low) and \
+                    (high is None or ip_number(value) < high):
+                count += 1
+        out.append((key, count))
+    return out
+
+
+def test_ip_range(ip_indices: dict[str, Any]) -> None:
+    boundary = ip_number("192.168.0.0")
+    top = ip_number("192.169.0.0")
+    counts = o_ip_range([(None, None, boundary), (None, boundary, top), (None, top, None)])
+    sums = [sum(d["v"] for d in IP_DOCS if "ip" in d and (lo is None or ip_number(d["ip"]) >= lo)
+                and (hi is None or ip_number(d["ip"]) < hi)) for lo, hi in ((None, boundary), (boundary, top),
+                                                                             (top, None))]
+    request = {"r": {"ip_range": {"field": "ip", "ranges": [{"from": "192.169.0.0"}, {"to": "192.168.0.0"},
+                                                            {"from": "192.168.0.0", "to": "192.169.0.0"}]},
+                     "aggs": {"v": {"sum": {"field": "v"}}}}}
+    both_ip(ip_indices, request, {"r": {"buckets": [  # ordered by from, then to
+        {"key": "*-192.168.0.0", "to": "192.168.0.0", "doc_count": counts[0][1], "v": {"value": float(sums[0])}},
+        {"key": "192.168.0.0-192.169.0.0", "from": "192.168.0.0", "to": "192.169.0.0", "doc_count": counts[1][1],
+         "v": {"value": float(sums[1])}},
+        {"key": "192.169.0.0-*", "from": "192.169.0.0", "doc_count": counts[2][1], "v": {"value": float(sums[2])}}]}})
+    # masks: the key is the mask, `to` the address after the network; keyed; a `missing` address
+    masked = {"r": {"ip_range": {"field": "ip", "keyed": True, "missing": "192.168.3.3",
+                                 "ranges": [{"mask": "192.168.0.0/16"}, {"mask": "::/24"},
+                                            {"key": "v6", "mask": "2001:db8::/32"}]}}}
+    expected = o_ip_range([("192.168.0.0/16", boundary, top), ("::/24", 0, 1 << 104),
+                           ("v6", ip_number("2001:db8::"), ip_number("2001:db9::"))], missing="192.168.3.3")
+    both_ip(ip_indices, masked, {"r": {"buckets": {
+        "::/24": {"from": "::", "to": "0:100::", "doc_count": expected[1][1]},
+        "192.168.0.0/16": {"from": "192.168.0.0", "to": "192.169.0.0", "doc_count": expected[0][1]},
+        "v6": {"from": "2001:db8::", "to": "2001:db9::", "doc_count": expected[2][1]}}}})
+    assert run(ip_indices["ips1"], {"r": {"ip_range": {"field": "nope", "ranges": [{"to": "1.0.0.0"}]}}},
+               typed_keys=True) == {"ip_range#r": {"buckets": [{"key": "*-1.0.0.0", "to": "1.0.0.0",
+                                                                 "doc_count": 0}]}}
+    for aggs, reason in (({"r": {"ip_range": {"field": "v", "ranges": [{"to": "1.0.0.0"}]}}},
+                          "Field [v] of type [long] is not supported for aggregation [ip_range]"),
+                         ({"r": {"ip_range": {"field": "ip", "ranges": [{"to": "1.0.0.300"}]}}},
+                          "'1.0.0.300' is not an IP string literal."),
+                         ({"r": {"histogram": {"field": "ip", "interval": 1}}},
+                          "Field [ip] of type [ip] is not supported for aggregation [histogram]")):
+        with pytest.raises(StrongroomError) as info:
+            run(ip_indices["ips1"], aggs)
+        assert info.value.status == 400 and reason in info.value.reason
+
+
+def test_numeric_formats(ip_indices: dict[str, Any]) -> None:
+    values_v = [d["v"] for d in IP_DOCS]
+    histogram = run(ip_indices["ips3"], {"h": {"histogram": {"field": "v", "interval": 3,
+                                                             "format": "Value is ##0.0"}}})["h"]["buckets"]
+    assert [(b["key_as_string"], b["key"]) for b in histogram] == [("Value is 0.0", 0.0), ("Value is 3.0", 3.0),
+                                                                    ("Value is 6.0", 6.0)]
+    assert list(histogram[0]) == ["key_as_string", "key", "doc_count"]
+    keyed = run(ip_indices["ips1"], {"h": {"histogram": {"field": "v", "interval": 3, "format": "0", "keyed": True}}})
+    assert list(keyed["h"]["buckets"]) == ["0", "3", "6"]
+    total = sum(values_v)
+    both_ip(ip_indices, {"s": {"sum": {"field": "v", "format": "#,##0.00 units"}},
+                         "a": {"avg": {"field": "v", "format": "0.#"}},
+                         "t": {"terms": {"field": "v", "size": 2, "order": {"_key": "asc"}, "format": "'#'0"}},
+                         "r": {"range": {"field": "v", "format": "0.0", "ranges": [{"to": 2.5}]}}},
+            {"s": {"value": float(total), "value_as_string": f"{total:,}.00 units"},
+             "a": {"value": total / len(values_v), "value_as_string": f"{total / len(values_v):.1f}".rstrip("0")
+                   .rstrip(".")},
+             "t": {"doc_count_error_upper_bound": 0, "sum_other_doc_count": values_v.count(2) + values_v.count(3)
+                   + values_v.count(4) + values_v.count(5) + values_v.count(6),
+                   "buckets": [{"key": 0, "key_as_string": "#0", "doc_count": values_v.count(0)},
+                               {"key": 1, "key_as_string": "#1", "doc_count": values_v.count(1)}]},
+             "r": {"buckets": [{"key": "*-2.5", "to": 2.5, "to_as_string": "2.5",
+                                "doc_count": sum(1 for v in values_v if v < 2.5)}]}})
+
+
+@pytest.mark.parametrize(("pattern", "value", "text"), [
+    ("Value is ##0.0", 150.0, "Value is 150.0"), ("#,##0.00", 1234567.891, "1,234,567.89"), ("#.##", 0.5, ".5"),
+    ("#.##", 0.001, "0"), ("0.0", 0.15, "0.1"), ("0.0", 0.25, "0.2"), ("0", 2.5, "2"), ("0", 3.5, "4"),
+    ("0.00", 0.125, "0.12"), ("0.0;(0.0)", -1.5, "(1.5)"), ("0.0", -1.25, "-1.2"), ("#%", 0.256, "26%"),
+    ("0.###E0", 1234.0, "1.234E3"), ("0.###E0", 0.00012, "1.2E-4"), ("##0.#####E0", 123456.0, "123.456E3"),
+    ("'#'0", 5.0, "#5"), ("000", 7, "007"), ("0.000000000000000000000", 0.1, "0.100000000000000000000"),
+    ("0", -0.0, "-0"), ("0.0", float("nan"), "NaN"), ("0.0", float("inf"), "\u221e")])
+def test_decimal_format_patterns(pattern: str, value: float, text: str) -> None:
+    assert DecimalFormat(pattern).format(value) == text
+
+
+def test_dates_read_in_the_field_format(ip_indices: dict[str, Any]) -> None:
+    # numbers in date_range bounds and in terms include lists are dates in the field's format (epoch_second)
+    seconds = Counter(d["secs"] for d in IP_DOCS)
+    both_ip(ip_indices, {"r": {"date_range": {"field": "secs", "ranges": [{"from": 1000, "to": 3000},
+                                                                         {"from": 3000}]}}},
+            {"r": {"buckets": [
+                {"key": "1000-3000", "from": 1_000_000.0, "from_as_string": "1000", "to": 3_000_000.0,
+                 "to_as_string": "3000", "doc_count": seconds[1000] + seconds[2000]},
+                {"key": "3000-*", "from": 3_000_000.0, "from_as_string": "3000",
+                 "doc_count": seconds[3000] + seconds[4000]}]}})
+    result = run(ip_indices["ips3"], {"t": {"terms": {"field": "secs", "include": [2000, "4000"]}},
+                                      "x": {"terms": {"field": "secs", "exclude": ["0"]}}})
+    assert [(b["key"], b["key_as_string"]) for b in result["t"]["buckets"]] == [(2_000_000, "2000"),
+                                                                              (4_000_000, "4000")]
+    assert {b["key"] for b in result["x"]["buckets"]} == {1_000_000, 2_000_000, 3_000_000, 4_000_000}
+
+
+def test_date_range_on_unmapped_field(indices: dict[str, Any]) -> None:
+    both(indices, {"r": {"date_range": {"field": "nope", "ranges": [{"from": "2020-01-01T00:00:00Z"}]},
+                         "aggs": {"c": {"cardinality": {"field": "nope2"}}}}},
+         {"r": {"buckets": [{"key": "2020-01-01T00:00:00.000Z-*", "from": 1_577_836_800_000.0,
+                             "from_as_string": "2020-01-01T00:00:00.000Z", "doc_count": 0, "c": {"value": 0}}]}})
+
+
+def test_unmapped_terms_with_value_type(indices: dict[str, Any]) -> None:
+    def buckets(*items: dict[str, Any]) -> dict[str, Any]:
+        return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": list(items)}
+    count = len(DOCS)
+    both(indices, {"b": {"terms": {"field": "nope", "value_type": "boolean", "missing": True}},
+                   "d": {"terms": {"field": "nope", "value_type": "date", "missing": "2016-05-11"}},
+                   "l": {"terms": {"field": "nope", "value_type": "long", "missing": 3}},
+                   "f": {"terms": {"field": "nope", "value_type": "double", "missing": 3}},
+                   "s": {"terms": {"field": "nope", "value_type": "string", "missing": 3}},
+                   "i": {"terms": {"field": "nope", "value_type": "ip", "missing": "::ffff:1.2.3.4"}}},
+         {"b": buckets({"key": 1, "key_as_string": "true", "doc_count": count}),
+          "d": buckets({"key": 1_462_924_800_000, "key_as_string": "2016-05-11T00:00:00.000Z", "doc_count": count}),
+          "l": buckets({"key": 3, "doc_count": count}), "f": buckets({"key": 3.0, "doc_count": count}),
+          "s": buckets({"key": "3", "doc_count": count}), "i": buckets({"key": "1.2.3.4", "doc_count": count})})
+    with pytest.raises(StrongroomError) as info:
+        parse_aggregations({"x": {"terms": {"field": "nope", "value_type": "colour"}}})
+    assert info.value.reason == "Unknown value type [colour]"
+
+
+def test_meta_is_returned(indices: dict[str, Any]) -> None:
+    aggs = {"c": {"meta": {"foo": "bar", "n": [1, 2]}, "cardinality": {"field": "tag"}},
+            "t": {"terms": {"field": "tag", "size": 2}, "meta": {"level": 1},
+                  "aggs": {"m": {"max": {"field": "n"}, "meta": {"level": 2}},
+                           "f": {"filter": {"term": {"flag": True}}, "meta": {"level": 3}}}}}
+    for name in ("one", "three"):
+        result = run(indices[name], aggs)
+        assert list(result["c"]) == ["meta", "value"] and result["c"]["meta"] == {"foo": "bar", "n": [1, 2]}
+        assert result["t"]["meta"] == {"level": 1}
+        for bucket in result["t"]["buckets"]:
+            assert bucket["m"]["meta"] == {"level": 2} and list(bucket["m"]) == ["meta", "value"]
+            assert bucket["f"]["meta"] == {"level": 3}
+    typed = run(indices["one"], aggs, typed_keys=True)
+    assert typed["cardinality#c"]["meta"] == {"foo": "bar", "n": [1, 2]}
+
+
+def test_metrics_on_booleans_with_missing(ip_indices: dict[str, Any]) -> None:
+    flags = [d.get("b") for d in IP_DOCS]
+    filled = [True if f is None else f for f in flags]
+    both_ip(ip_indices, {"a": {"avg": {"field": "b", "missing": True}},
+                         "c": {"cardinality": {"field": "b", "missing": False}},
+                         "t": {"terms": {"field": "v", "size": 1, "order": {"_key": "asc"}},
+                               "aggs": {"s": {"sum": {"field": "b", "missing": True}}}}},
+            {"a": {"value": sum(filled) / len(filled)},
+             "c": {"value": len({bool(f) for f in flags})},
+             "t": {"doc_count_error_upper_bound": 0, "sum_other_doc_count": len(IP_DOCS) - sum(
+                 1 for d in IP_DOCS if d["v"] == 0),
+                   "buckets": [{"key": 0, "doc_count": sum(1 for d in IP_DOCS if d["v"] == 0),
+                                "s": {"value": float(sum(f for d, f in zip(IP_DOCS, filled) if d["v"] == 0))}}]}})
+
+
 # -- errors ---------------------------------------------------------------------------------------
 ERRORS = [
     ({"x": {"bogus": {}}}, "parsing_exception", "Unknown aggregation type [bogus]"),
@@ -773,6 +1025,14 @@ ERRORS = [
     ({"x": {"filters": {"filters": {}}}}, "illegal_argument_exception", "[filters] cannot be empty."),
     ({"x": {"terms": {"field": "tag", "script": "doc['n']"}}}, "parsing_exception", "scripts are not supported"),
     ({"x": {"composite": {"sources": []}}}, "parsing_exception", "[composite] is not supported"),
+    ({"x": {"cardinality": {"field": "tag", "precision_threshold": -1}}}, "illegal_argument_exception",
+     "[precisionThreshold] must be greater than or equal to 0. Found [-1] in [x]"),
+    ({"x": {"ip_range": {"field": "ip", "ranges": [{"mask": "10.0.0.0/8", "to": "10.1.0.0"}]}}},
+     "illegal_argument_exception", "Cannot specify both a mask and [from] or [to]"),
+    ({"x": {"ip_range": {"field": "ip", "ranges": [{"mask": "10.0.0.0/33"}]}}}, "illegal_argument_exception",
+     "Expected [ip/prefix] but was [10.0.0.0/33]"),
+    ({"x": {"avg": {"field": "n"}, "meta": "m"}}, "parsing_exception",
+     "Expected [START_OBJECT] under [meta], but got a [VALUE_STRING] in [x]"),
 ]
 
 

@@ -311,18 +311,14 @@ def test_definition_refused(body, message: str) -> None:
     [
         "nested",
         "flattened",
-        "geo_point",
         "geo_shape",
         "dense_vector",
-        "ip",
-        "binary",
         "join",
         "completion",
         "unsigned_long",
         "date_nanos",
         "wildcard",
         "integer_range",
-        "match_only_text",
         "alias",
         "percolator",
     ],
@@ -1435,3 +1431,28 @@ def test_definitions_never_crash(definition) -> None:
         return
     es = m.to_es()
     assert Mapping.parse_definition(es).to_es() == es
+
+
+@pytest.mark.parametrize(("definition", "value", "indexed"), [
+    ({"type": "ip"}, "192.168.1.10", [("f", "192.168.1.10")]),
+    ({"type": "ip"}, "::ffff:10.0.0.1", [("f", "::ffff:a00:1")]),
+    ({"type": "binary"}, "YWJjZGU=", []),
+    ({"type": "geo_point"}, {"lat": 31.2, "lon": 121.5}, []),
+    ({"type": "geo_point"}, "31.2,121.5", []),
+    ({"type": "geo_point"}, [121.5, 31.2], []),
+    ({"type": "geo_point"}, "POINT (121.5 31.2)", []),
+    ({"type": "match_only_text"}, "quick fox", [("f", "quick fox")]),
+], ids=["ipv4", "ipv6-mapped", "binary", "geo-object", "geo-string", "geo-array", "geo-wkt", "match-only-text"])
+def test_added_types_index_and_mark_existence(definition, value, indexed) -> None:
+    parsed = Mapping.parse_definition({"properties": {"f": definition}}).parse_document({"f": value}, "1")
+    assert parsed.values == indexed
+    assert "f" in parsed.field_names  # `exists` finds every one of them
+
+
+@pytest.mark.parametrize(("definition", "value"), [
+    ({"type": "ip"}, "999.1.1.1"), ({"type": "ip"}, 5), ({"type": "binary"}, "not base64!"),
+    ({"type": "geo_point"}, {"lat": 91, "lon": 0}), ({"type": "geo_point"}, "north pole"),
+])
+def test_added_types_refuse_malformed_values(definition, value) -> None:
+    with pytest.raises(MapperParsingError):
+        Mapping.parse_definition({"properties": {"f": definition}}).parse_document({"f": value}, "1")

@@ -187,6 +187,9 @@ _MISSING_SETTINGS = {
     "index.search.concurrent_segment_search.enabled": "OpenSearch's concurrent segment search",
     "index.max_script_fields": "scripts",
 }
+_PIPELINE_AGGS = {"avg_bucket", "sum_bucket", "max_bucket", "min_bucket", "stats_bucket", "extended_stats_bucket",
+                  "percentiles_bucket", "bucket_script", "bucket_selector", "bucket_sort", "cumulative_sum",
+                  "derivative", "moving_avg", "moving_fn", "serial_diff", "cumulative_cardinality"}
 # Field types Strongroom refuses (engine/mapping.py UNSUPPORTED), by capability.
 _UNSUPPORTED_TYPES = {
     "token_count": "token_count fields", "unsigned_long": "unsigned_long fields", "date_nanos": "date_nanos fields",
@@ -227,8 +230,6 @@ UNSUPPORTED_FEATURES: list[tuple[str, Callable[[ApiCall], bool]]] = [
     ("scripts", _uses_script),
     ("ingest pipelines", _uses_pipeline),
     ("aliases", _uses_aliases),
-    ("aggregations", lambda c: c.api in ("search", "msearch")
-     and any(k in ("aggs", "aggregations") for d in _body_docs(c) for k, _ in _walk(d))),
     ("nested fields", lambda c: _missing_setting(c) == "nested fields"
      or any(k == "type" and v == "nested" for k, v in _mapping_nodes(c))),
     ("analyzers other than standard (search issue)",
@@ -242,6 +243,16 @@ UNSUPPORTED_FEATURES: list[tuple[str, Callable[[ApiCall], bool]]] = [
     ("OpenSearch's concurrent segment search", lambda c: _missing_setting(c) == "OpenSearch's concurrent segment "
                                                                            "search"),
     ("scripts", lambda c: _missing_setting(c) == "scripts"),
+    ("the search profiler", lambda c: c.api in ("search", "msearch") and any(
+        isinstance(d, dict) and d.get("profile") for d in _body_docs(c))),
+    ("request-cache and fielddata statistics", lambda c: c.api == "indices.stats" and bool(c.params.get("metric"))),
+    ("terms lookup", lambda c: c.api in ("search", "msearch", "count") and any(
+        k == "terms" and isinstance(v, dict) and any(isinstance(x, dict) and "index" in x for x in v.values())
+        for d in _body_docs(c) for k, v in _walk(d))),
+    ("partitioned terms aggregations", lambda c: c.api in ("search", "msearch") and any(
+        k == "include" and isinstance(v, dict) and "partition" in v for d in _body_docs(c) for k, v in _walk(d))),
+    ("pipeline aggregations", lambda c: c.api in ("search", "msearch") and any(
+        k in _PIPELINE_AGGS for d in _body_docs(c) for k, _ in _walk(d))),
     ("hidden indices", lambda c: _missing_setting(c) == "hidden indices"
      or "hidden" in str(c.params.get("expand_wildcards", ""))),
 ]
@@ -319,27 +330,26 @@ _STORED_ROUTING = ("`stored_fields=_routing` is refused with 400 parsing_excepti
 # implemented API: case id → reason (expected vs actual). The server bugs to fix. Remove the entry
 # with the fix: a strict xfail that passes fails the run as a reminder.
 XFAIL: dict[str, str] = {
-    'delete_by_query/50_wait_for_active_shards::can override wait_for_active_shards': 'search issue, in progress: test step 5 (match) failed: field [failures.0.cause.reason] was expected to be of type String but is [NoneType]: null',
-    'delete_by_query/70_throttle::Throttle the request': 'search issue, in progress: test step 9 (gt) failed: field [throttled_millis] is not greater than [1000]: 0',
     'msearch/30_error_traces::Returns a detailed error stack trace when requested': 'search issue, in progress: test step 5 (match) failed: field [responses.0.error.stack_trace] was expected to be of type String but is [NoneType]: null',
-    'scroll/10_basic::Scroll with size 0': "search issue, in progress: test step 2 (do) failed: the error message was expected to match the provided regex but didn't: /\\[size\\] cannot be \\[0\\] in a scroll context/ against {root_cause=[{type=illegal_argument_exception, reason=[request_cache]",
-    'search.highlight/40_keyword_ignore::Plain Highligher should skip highlighting ignored keyword values': 'search issue, in progress: test step 3 (is_false) failed: field [hits.hits.1.highlight] has a true value but it shouldn\'t: {"k2": ["<em>1234</em>"]}',
-    'search.highlight/40_keyword_ignore::Unified Highligher should skip highlighting ignored keyword values': 'search issue, in progress: test step 3 (is_false) failed: field [hits.hits.1.highlight] has a true value but it shouldn\'t: {"k2": ["<em>1234</em>"]}',
-    'search/10_source_filtering::docvalue_fields with default format': "search issue, in progress: test step 3 (match) failed: field [hits.hits.0.fields.count] didn't match the expected value",
-    'search/10_source_filtering::fields in body': 'search issue, in progress: test step 2 (is_false) failed: field [hits.hits.0._source] has a true value but it shouldn\'t: {"bigint": 72057594037927936, "count": 1, "d": 3.14, "include": {"field1": "v1", "field2": "v2"}}',
-    'search/220_total_hits_object::track_total_hits with rest_total_hits_as_int': "search issue, in progress: test step 2 (match) failed: field [hits.total] didn't match the expected value",
-    'search/260_sort_double::test sorting against double only fields': "search issue, in progress: test step 55 (match) failed: field [hits.hits.0.sort] didn't match the expected value",
-    'search/260_sort_long::test sorting against long only fields': "search issue, in progress: test step 54 (match) failed: field [hits.hits.0._source.field] didn't match the expected value",
-    'search/330_fetch_fields::Test date formatting': 'search issue, in progress: test step 8 (do) failed: expected [400] status code but api [search] returned [200]',
-    'search/330_fetch_fields::Test disable _source loading': "search issue, in progress: test step 7 (match) failed: field [hits.hits.0.fields.integer.0] didn't match the expected value",
-    'search/350_matched_queries::matched queries': 'search issue, in progress: test step 5 (length) failed: field [hits.hits.0.matched_queries]: length of unsupported type [NoneType]',
-    'search/350_matched_queries::matched queries with scores': 'search issue, in progress: test step 3 (do) failed: expected [2xx] status code but api [search] returned [400]',
+    'search.aggregation/10_histogram::Deprecated _time order': 'search issue, in progress: test step 7 (do) failed: expected [2xx] status code but api [search] returned [400]',
+    'search.aggregation/10_histogram::date_histogram profiler': "search issue, in progress: test step 9 (match) failed: field [profile.shards.0.aggregations.0.type] didn't match the expected value",
+    'search.aggregation/10_histogram::date_histogram profiler shows filter rewrite info': "search issue, in progress: test step 9 (match) failed: field [profile.shards.0.aggregations.0.type] didn't match the expected value",
+    'search.aggregation/10_histogram::histogram profiler': "search issue, in progress: test step 15 (match) failed: field [profile.shards.0.aggregations.0.type] didn't match the expected value",
+    'search.aggregation/170_cardinality_metric::profiler double': 'search issue, in progress: test step 4 (gt) failed: field [profile.shards.0.aggregations.0.breakdown.initialize] is not comparable with [0]: null',
+    'search.aggregation/170_cardinality_metric::profiler int': 'search issue, in progress: test step 4 (gt) failed: field [profile.shards.0.aggregations.0.breakdown.initialize] is not comparable with [0]: null',
+    'search.aggregation/170_cardinality_metric::profiler string': 'search issue, in progress: test step 4 (gt) failed: field [profile.shards.0.aggregations.0.breakdown.initialize] is not comparable with [0]: null',
+    'search.aggregation/20_terms::Global ordinals are loaded with the global_ordinals execution hint': 'search issue, in progress: test step 8 (do) failed: expected [2xx] status code but api [indices.stats] returned [400]',
+    'search.aggregation/20_terms::Global ordinals are not loaded with the map execution hint': 'search issue, in progress: test step 8 (do) failed: expected [2xx] status code but api [indices.stats] returned [400]',
+    'search.aggregation/20_terms::Partitioned integer test': 'search issue, in progress: test step 5 (do) failed: expected [2xx] status code but api [search] returned [400]',
+    'search.aggregation/20_terms::Partitioned string test': 'search issue, in progress: test step 5 (do) failed: expected [2xx] status code but api [search] returned [400]',
+    'search.aggregation/20_terms::numeric profiler': "search issue, in progress: test step 5 (match) failed: field [profile.shards.0.aggregations.0.type] didn't match the expected value",
+    'search.aggregation/20_terms::string profiler via map': "search issue, in progress: test step 9 (match) failed: field [profile.shards.0.aggregations.0.type] didn't match the expected value",
+    'search.aggregation/40_range::Double range profiler shows filter rewrite info': "search issue, in progress: test step 18 (match) failed: field [profile.shards.0.aggregations.0.debug.optimized_segments] didn't match the expected value",
+    'search.aggregation/40_range::IP Range avg_bucket': 'search issue, in progress: test step 2 (do) failed: expected [2xx] status code but api [search] returned [400]',
+    "search.aggregation/50_filter::Filter aggs no lookup and ensure it's cached": 'search issue, in progress: test step 6 (do) failed: expected [2xx] status code but api [indices.stats] returned [400]',
+    "search.aggregation/50_filter::Filter aggs with terms lookup and ensure it's cached": 'search issue, in progress: test step 1 (do) failed: expected [2xx] status code but api [search] returned [400]',
     'search/400_max_score::Test max score with sorting on score firstly': "search issue, in progress: test step 5 (match) failed: field [hits.max_score] didn't match the expected value",
     'search/400_max_score::Test max score with sorting on score firstly with concurrent segment search enabled': 'search issue, in progress: test step 2 (do) failed: expected [2xx] status code but api [indices.put_settings] returned [400]',
-    'search/90_search_after::date': "search issue, in progress: test step 19 (match) failed: field [hits.hits.0._source.timestamp] didn't match the expected value",
-    'search/90_search_after::search with null search after value': "search issue, in progress: test step 4 (match) failed: field [hits.total] didn't match the expected value",
-    'update_by_query/20_validation::inconsistent max_docs in body and max_docs in URL fails': "search issue, in progress: test step 2 (do) failed: the error message was expected to match the provided regex but didn't: /\\[max_docs\\] set to two different values \\[4\\] and \\[5\\]/ against {root_cause=[{type=illegal_argument_exception, reason=[ma",
-    'update_by_query/50_consistency::can override wait_for_active_shards': 'search issue, in progress: test step 5 (match) failed: field [failures.0.cause.reason] was expected to be of type String but is [NoneType]: null',
 }
 
 

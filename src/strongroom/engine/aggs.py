@@ -12,9 +12,10 @@ Where the work is done:
   are asked for in a mergeable form (`stats`/`extended_stats` for avg, min, max, sum, stats,
   value_count; a `terms` list of distinct values with their document counts for cardinality,
   percentiles, keyword value_count and boolean metrics), so the shards' answers merge exactly.
-* Python: filter, filters, missing, global and top_hits (tantivy has no document-address output
-  and no plan-node filters); empty-bucket filling, min_doc_count, ordering, size, bucket keys
-  and formatting; any sub-aggregation tantivy cannot nest (or that would exceed tantivy's own
+* Python: filter, filters, missing, global, top_hits (tantivy has no document-address output
+  and no plan-node filters) and ip_range (tantivy's range aggregation takes no addresses);
+  empty-bucket filling, min_doc_count, ordering, size, bucket keys and formatting (dates, and
+  DecimalFormat patterns for numbers); `missing` on boolean and ip fields; any sub-aggregation tantivy cannot nest (or that would exceed tantivy's own
   bucket limit) is evaluated per parent bucket with a narrowed query.
 
 Exactness: everything is exact except, as in Elasticsearch, (1) `terms` when a shard holds more
@@ -31,18 +32,19 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import ipaddress
 import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 import orjson
 import tantivy
 
-from ..errors import IllegalArgumentError, RequestError
+from ..errors import IllegalArgumentError, RequestError, StrongroomError
 from .dates import DateFormat, DateFormatError, _local_to_utc, _offset_at_utc, parse_date_math
 from .mapping import FieldType
 from .plan import Exists, Node, _zone, lucene_regex_to_rust
@@ -67,6 +69,12 @@ class AggregationExecutionError(RequestError):
     es_type = "aggregation_execution_exception"
 
 
+class AggregationFailure(StrongroomError):
+    """An aggregation_execution_exception Elasticsearch raises while building the aggregator: status 500."""
+
+    es_type = "aggregation_execution_exception"
+
+
 # -- the typed tree ---------------------------------------------------------------------------
 Order = tuple[tuple[str, str], ...]  # ((path, "asc"|"desc"), ...): "_count", "_key" or a sub-aggregation path
 
@@ -84,6 +92,8 @@ class TermsAgg:
     format: str | None = None
     show_term_doc_count_error: bool = False
     aggs: dict[str, AggNode] = field(default_factory=dict)
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
+    value_type: str | None = None  # VALUE_TYPES: how an unmapped field's `missing` value is read
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,7 @@ class RangeAgg:
     missing: Any = None
     date_range: bool = False  # requested as date_range
     aggs: dict[str, AggNode] = field(default_factory=dict)
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,7 @@ class HistogramAgg:
     order: Order = (("_key", "asc"),)
     format: str | None = None
     aggs: dict[str, AggNode] = field(default_factory=dict)
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
 
 
 CALENDAR_UNITS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
@@ -138,6 +150,7 @@ class DateHistogramAgg:
     keyed: bool = False
     order: Order = (("_key", "asc"),)
     aggs: dict[str, AggNode] = field(default_factory=dict)
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
 
 
 METRIC_KINDS = ("avg", "min", "max", "sum", "stats", "extended_stats", "value_count")
@@ -151,6 +164,7 @@ class MetricAgg:
     format: str | None = None
     sigma: float = 2.0
     aggs: dict[str, AggNode] = field(default_factory=dict)  # always empty
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
 
 
 @dataclass(frozen=True)
@@ -159,6 +173,7 @@ class CardinalityAgg:
     precision_threshold: int = 3000
     missing: Any = None
     aggs: dict[str, AggNode] = field(default_factory=dict)
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
 
 
 DEFAULT_PERCENTS = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
@@ -173,12 +188,14 @@ class PercentilesAgg:
     format: str | None = None
     method: str = "tdigest"  # tdigest | hdr (accepted; the computation is the same)
     aggs: dict[str, AggNode] = field(default_factory=dict)
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
 
 
 @dataclass(frozen=True)
 class FilterAgg:
     query: Node
     aggs: dict[str, AggNode] = field(default_factory=dict)
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
 
 
 @dataclass(frozen=True)
@@ -188,17 +205,20 @@ class FiltersAgg:
     other_bucket: bool = False
     other_bucket_key: str = "_other_"
     aggs: dict[str, AggNode] = field(default_factory=dict)
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
 
 
 @dataclass(frozen=True)
 class MissingAgg:
     field: str
     aggs: dict[str, AggNode] = field(default_factory=dict)
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
 
 
 @dataclass(frozen=True)
 class GlobalAgg:
     aggs: dict[str, AggNode] = field(default_factory=dict)
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
 
 
 @dataclass(frozen=True)
@@ -216,12 +236,34 @@ class TopHitsAgg:
     source: Any = True  # True: whole _source; False: none; a callable: filters the parsed source
     track_scores: bool = False
     aggs: dict[str, AggNode] = field(default_factory=dict)  # always empty
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
+
+
+@dataclass(frozen=True)
+class IpRangeItem:
+    key: str | None  # the requested key, else the mask, else None (generated from the bounds)
+    start: str | None = None  # "from": a canonical address (inclusive)
+    end: str | None = None  # "to": a canonical address (exclusive); None: no upper bound
+
+
+@dataclass(frozen=True)
+class IpRangeAgg:
+    field: str
+    ranges: tuple[IpRangeItem, ...]
+    keyed: bool = False
+    missing: Any = None
+    aggs: dict[str, AggNode] = field(default_factory=dict)
+    meta: Mapping[str, Any] | None = None  # returned as-is in the response
 
 
 AggNode = (TermsAgg | RangeAgg | HistogramAgg | DateHistogramAgg | MetricAgg | CardinalityAgg | PercentilesAgg
-           | FilterAgg | FiltersAgg | MissingAgg | GlobalAgg | TopHitsAgg)
+           | FilterAgg | FiltersAgg | MissingAgg | GlobalAgg | TopHitsAgg | IpRangeAgg)
 _ALL_NODES = (TermsAgg, RangeAgg, HistogramAgg, DateHistogramAgg, MetricAgg, CardinalityAgg, PercentilesAgg,
-              FilterAgg, FiltersAgg, MissingAgg, GlobalAgg, TopHitsAgg)
+              FilterAgg, FiltersAgg, MissingAgg, GlobalAgg, TopHitsAgg, IpRangeAgg)
+# value_type names (Elasticsearch's ValueType) → the kind of key an unmapped field's `missing` value makes
+VALUE_TYPES = {"string": "keyword", "long": "i64", "integer": "i64", "short": "i64", "byte": "i64",
+               "numeric": "i64", "number": "i64", "unsigned_long": "i64", "double": "f64", "float": "f64",
+               "date": "date", "ip": "ip", "boolean": "bool"}
 _BUCKETING = (TermsAgg, RangeAgg, HistogramAgg, DateHistogramAgg)
 _VALUE_METRICS = (MetricAgg, CardinalityAgg, PercentilesAgg)
 
@@ -286,8 +328,15 @@ def _eval_all(aggs: Mapping[str, AggNode], scope: Scope, ctx: _Ctx) -> dict[str,
     out: dict[str, Any] = {}
     for name, node in aggs.items():
         kind, result = _eval(node, scope, ctx)
-        out[_name(name, kind, ctx)] = result
+        out[_name(name, kind, ctx)] = _with_meta(node, result)
     return out
+
+
+def _with_meta(node: AggNode, result: dict[str, Any]) -> dict[str, Any]:
+    """The aggregation's `meta` object comes first in its result, as Elasticsearch renders it."""
+    if node.meta is None:
+        return result
+    return {"meta": node.meta, **result}
 
 
 def _name(name: str, kind: str, ctx: _Ctx) -> str:
@@ -311,6 +360,8 @@ def _eval(node: AggNode, scope: Scope, ctx: _Ctx) -> tuple[str, dict[str, Any]]:
         return "filters", _filters(node, scope, ctx)
     if isinstance(node, TopHitsAgg):
         return "top_hits", _top_hits(node, scope, ctx)
+    if isinstance(node, IpRangeAgg):
+        return "ip_range", _ip_range(node, scope, ctx)
     raise AssertionError(f"unknown aggregation {node!r}")
 
 
@@ -351,13 +402,21 @@ def _text_error(path: str) -> IllegalArgumentError:
 
 def _check_fields(aggs: Mapping[str, AggNode], target: Target) -> None:
     """Refuses text fields and field types an aggregation cannot use, before anything runs."""
-    for node in aggs.values():
+    for name, node in aggs.items():
         path = getattr(node, "field", None)
         info = _field(target, path) if isinstance(path, str) else None
         if info is not None:
             if info.kind == "text":
                 raise _text_error(path)  # type: ignore[arg-type]
-            if info.kind == "keyword":
+            if isinstance(node, TermsAgg) and info.kind != "keyword" and \
+                    (isinstance(node.include, str) or isinstance(node.exclude, str)):
+                raise AggregationFailure(
+                    f"Aggregation [{name}] cannot support regular expression style include/exclude settings as "
+                    "they can only be applied to string fields. Use an array of values for include/exclude clauses"
+                    + ("" if info.kind == "ip" else " used to filter numeric fields"))
+            if isinstance(node, IpRangeAgg):
+                bad = info.kind != "ip"
+            elif info.kind in ("keyword", "ip"):
                 bad = isinstance(node, (HistogramAgg, DateHistogramAgg, RangeAgg, PercentilesAgg)) or \
                     isinstance(node, MetricAgg) and node.kind != "value_count"
             else:
@@ -373,7 +432,7 @@ def _agg_kind(node: AggNode) -> str:
         return node.kind
     if isinstance(node, RangeAgg):
         return "date_range" if node.date_range else "range"
-    return {TermsAgg: "terms", HistogramAgg: "histogram", DateHistogramAgg: "date_histogram",
+    return {IpRangeAgg: "ip_range", TermsAgg: "terms", HistogramAgg: "histogram", DateHistogramAgg: "date_histogram",
             CardinalityAgg: "cardinality", PercentilesAgg: "percentiles", MissingAgg: "missing"}.get(type(node), "")
 
 
@@ -393,7 +452,8 @@ def _parse_date(value: Any, info: _Field | None, fmt: DateFormat | None, tz: dt.
         DateFormat.compile("strict_date_optional_time||epoch_millis")
     try:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return int(value)
+            # A number is read in the date format, like its text (epoch_second: seconds).
+            return date_format.parse(int(value) if float(value).is_integer() else value, tz=tz)
         return parse_date_math(str(value), now_millis=now, fmt=date_format, tz=tz)
     except ValueError as exc:
         raise IllegalArgumentError(f"failed to parse date field [{value}] with format [{date_format.spec}]: "
@@ -420,10 +480,40 @@ def _typed_missing(value: Any, info: _Field | None, ctx: _Ctx) -> Any:
             if value in (False, "false", ""):
                 return False
             raise ValueError(value)
+        if info.kind == "ip":
+            return ip_to_int(value)
     except (TypeError, ValueError):
         raise IllegalArgumentError(f"failed to parse the [missing] value [{value}] for field [{info.type.path}] of "
                                    f"type [{info.type.type}]") from None
     return value
+
+
+def _value_type_missing(node: TermsAgg, ctx: _Ctx) -> tuple[Any, str | None]:
+    """An unmapped field's `missing` value read as its `value_type` says, with the kind of key it makes."""
+    value = node.missing
+    kind = VALUE_TYPES.get(node.value_type or "")
+    if value is None or kind is None:
+        return value, None
+    try:
+        if kind == "keyword":
+            return (value if isinstance(value, str) else _key_text(value)), kind
+        if kind == "date":
+            fmt = DateFormat.compile(node.format) if node.format else None
+            return _parse_date(value, None, fmt, None, ctx.now), kind
+        if kind == "ip":
+            return ip_to_int(value), kind
+        if kind == "bool":
+            if value in (True, "true"):
+                return 1, kind
+            if value in (False, "false", ""):
+                return 0, kind
+            raise ValueError(value)
+        number = float(value)
+        if kind == "i64" and number.is_integer():
+            return int(number), kind
+        return number, "f64"
+    except (TypeError, ValueError, DateFormatError):
+        raise IllegalArgumentError(f"failed to parse the [missing] value [{value}] as [{node.value_type}]") from None
 
 
 def _key_text(value: Any) -> str:
@@ -453,6 +543,233 @@ def java_double(value: float) -> str:
     power = len(text) - 1 + int(exponent)
     mantissa = text[0] + "." + (text[1:] or "0")
     return f"{'-' if sign else ''}{mantissa}E{power}"
+
+
+# -- ip addresses ------------------------------------------------------------------------------
+_V4_MAPPED = 0xFFFF << 32
+
+
+def ip_to_int(text: Any) -> int:
+    """An address as Elasticsearch orders them: its 16-byte IPv6 form (IPv4 as ::ffff:a.b.c.d), as a number."""
+    address = ipaddress.ip_address(str(text).strip())
+    if isinstance(address, ipaddress.IPv4Address):
+        return _V4_MAPPED | int(address)
+    return int(address)
+
+
+def ip_from_int(number: int) -> str:
+    """The canonical text of a 16-byte address (IPv4-mapped addresses print as IPv4)."""
+    if number >> 32 == 0xFFFF:
+        return str(ipaddress.IPv4Address(number & 0xFFFF_FFFF))
+    return str(ipaddress.IPv6Address(number))
+
+
+def ip_mask_bounds(mask: str) -> tuple[int, int | None]:
+    """A CIDR mask → its first address and the address after its last (None past the end of the space)."""
+    network = ipaddress.ip_network(mask.strip(), strict=False)
+    low = int(network.network_address)
+    high = int(network.broadcast_address) + 1
+    if network.version == 4:
+        low, high = _V4_MAPPED + low, _V4_MAPPED + high  # past 255.255.255.255 is ::1:0:0:0
+    return low, (high if high < 1 << 128 else None)
+
+
+# -- numeric formats (java.text.DecimalFormat, Locale.ROOT symbols) ---------------------------------------
+class DecimalFormatError(ValueError):
+    pass
+
+
+_PATTERN_DIGITS = "#0123456789"
+
+
+@dataclass(frozen=True)
+class _Affixes:
+    prefix: str
+    suffix: str
+
+
+class DecimalFormat:
+    """Java's DecimalFormat as Elasticsearch uses it for numeric `format`s: `#`, `0`, `,`, `.`, `E0`,
+    quoted and plain literal prefixes and suffixes, `%` and `‰`, a `;` negative subpattern; HALF_EVEN
+    rounding of the double's shortest decimal form (ties decided by its exact binary value)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.multiplier = 1  # 100 with a percent sign, 1000 with a per mille sign
+        positive, rest = self._subpattern(pattern, 0, positive=True)
+        self.positive = positive
+        if rest < len(pattern):
+            negative, rest = self._subpattern(pattern, rest, positive=False)
+            self.negative = negative
+        else:
+            self.negative = _Affixes("-" + positive.prefix, positive.suffix)
+
+    def _subpattern(self, pattern: str, i: int, *, positive: bool) -> tuple[_Affixes, int]:
+        affixes = ["", ""]
+        phase = 0  # 0 prefix, 1 number, 2 suffix
+        number = ""
+        n = len(pattern)
+        while i < n:
+            ch = pattern[i]
+            if phase == 1:
+                if ch in _PATTERN_DIGITS or ch in ",.":
+                    number += ch
+                    i += 1
+                    continue
+                if ch == "E" and "E" not in number:
+                    number += ch
+                    i += 1
+                    while i < n and pattern[i] == "0":
+                        number += "0"
+                        i += 1
+                    continue
+                phase = 2
+                continue
+            if ch == "'":
+                end = pattern.find("'", i + 1)
+                if end < 0:
+                    raise DecimalFormatError(f"Malformed pattern \"{pattern}\"")
+                affixes[phase // 2] += "'" if end == i + 1 else pattern[i + 1:end]
+                i = end + 1
+                continue
+            if phase == 0 and (ch in _PATTERN_DIGITS or ch in ",."):
+                phase = 1
+                continue
+            if ch == ";":
+                if phase == 0 or not positive:
+                    raise DecimalFormatError(f"Unquoted special character ';' in pattern \"{pattern}\"")
+                i += 1
+                break
+            if ch == "%":
+                self._multiplier(100, pattern, positive)
+            elif ch == "\u2030":
+                self._multiplier(1000, pattern, positive)
+            affixes[phase // 2] += ch
+            i += 1
+        if positive:
+            self._number(number, pattern)
+        return _Affixes(affixes[0], affixes[1]), i
+
+    def _multiplier(self, value: int, pattern: str, positive: bool) -> None:
+        if positive:
+            if self.multiplier not in (1, value):
+                raise DecimalFormatError(f"Too many percent/per mille characters in pattern \"{pattern}\"")
+            self.multiplier = value
+
+    def _number(self, number: str, pattern: str) -> None:
+        mantissa, e, exponent = number.partition("E")
+        if e and not exponent:
+            raise DecimalFormatError(f"Malformed exponential pattern \"{pattern}\"")
+        integer, _, fraction = mantissa.partition(".")
+        if "." in fraction or "," in fraction:
+            raise DecimalFormatError(f"Malformed pattern \"{pattern}\"")
+        digits = re.sub("[1-9]", "0", integer.replace(",", ""))
+        fraction = re.sub("[1-9]", "0", fraction)
+        if not re.fullmatch("#*0*", digits) or not re.fullmatch("0*#*", fraction):
+            raise DecimalFormatError(f"Unexpected '0' in pattern \"{pattern}\"")
+        if integer.endswith(",") or integer.startswith(","):
+            raise DecimalFormatError(f"Malformed pattern \"{pattern}\"")
+        if not digits and not fraction:
+            digits = "#"  # no digits at all: Java prints the integer part
+        self.grouping = len(integer) - integer.rfind(",") - 1 if "," in integer else 0
+        self.min_int = sum(1 for c in digits if c != "#")
+        self.max_int = len(digits)
+        self.min_frac = sum(1 for c in fraction if c != "#")
+        self.max_frac = len(fraction)
+        self.exponent_digits = len(exponent) if e else 0
+        self.scientific = bool(e)
+
+    def format(self, value: float) -> str:
+        if isinstance(value, float):
+            if math.isnan(value):
+                return "NaN"
+            negative = value < 0 or (value == 0 and math.copysign(1.0, value) < 0)
+            if self.multiplier != 1:
+                value = value * self.multiplier
+            if math.isinf(value):
+                body = "\u221e"
+            else:
+                body = self._scientific(abs(value)) if self.scientific else self._fixed(abs(value))
+        else:
+            negative = value < 0
+            number = abs(int(value)) * self.multiplier
+            body = self._scientific(float(number)) if self.scientific else self._fixed(number)
+        affixes = self.negative if negative else self.positive
+        return affixes.prefix + body + affixes.suffix
+
+    def _round(self, value: float, places: int) -> Decimal:
+        quantum = Decimal(1).scaleb(-places)
+        if isinstance(value, int):
+            return Decimal(value).quantize(quantum, rounding=ROUND_HALF_EVEN, context=_WIDE)
+        shortest = Decimal(repr(value))
+        rounded = shortest.quantize(quantum, rounding=ROUND_HALF_EVEN, context=_WIDE)
+        if abs(shortest - shortest.quantize(quantum, rounding=ROUND_DOWN, context=_WIDE)) * 2 == quantum:
+            rounded = Decimal(value).quantize(quantum, rounding=ROUND_HALF_EVEN, context=_WIDE)  # a tie: exactly?
+        return rounded
+
+    def _digits(self, rounded: Decimal, min_int: int) -> str:
+        text = format(rounded, "f")
+        whole, _, decimals = text.partition(".")
+        whole = whole.lstrip("0")
+        decimals = decimals.rstrip("0")
+        if len(decimals) < self.min_frac:
+            decimals = decimals.ljust(self.min_frac, "0")
+        whole = whole.rjust(min_int, "0")
+        if self.grouping and whole:
+            groups = []
+            while len(whole) > self.grouping:
+                groups.append(whole[-self.grouping:])
+                whole = whole[:-self.grouping]
+            groups.append(whole)
+            whole = ",".join(reversed(groups))
+        if not whole and not decimals:
+            return "0"
+        return whole + ("." + decimals if decimals else "")
+
+    def _fixed(self, value: float) -> str:
+        return self._digits(self._round(value, self.max_frac), self.min_int)
+
+    def _scientific(self, value: float) -> str:
+        engineering = self.max_int > self.min_int and self.max_int > 1
+        step = self.max_int if engineering else 1
+        min_int = 1 if engineering else max(self.min_int, 1)
+        exponent = 0
+        mantissa = Decimal(0)
+        if value != 0:
+            exponent = math.floor(math.log10(value))
+            for _ in range(3):
+                if engineering:
+                    power = exponent - exponent % step
+                else:
+                    power = exponent - (max(self.min_int, 1) - 1)
+                mantissa = self._round(float(Decimal(repr(value)).scaleb(-power)), self.max_frac)
+                digits_before = len(str(int(mantissa))) if int(mantissa) else 0
+                limit = step if engineering else max(self.min_int, 1)
+                if digits_before > limit:
+                    exponent += 1
+                    continue
+                break
+            exponent = power
+        text = self._digits(mantissa, min_int)
+        sign = "-" if exponent < 0 else ""
+        return f"{text}E{sign}{str(abs(exponent)).rjust(self.exponent_digits, '0')}"
+
+
+_WIDE = Context(prec=1000)
+
+
+def compile_decimal_format(pattern: str) -> DecimalFormat:
+    try:
+        return DecimalFormat(pattern)
+    except DecimalFormatError as exc:
+        raise IllegalArgumentError(str(exc)) from None
+
+
+def _format_value(fmt: Any, value: float, tz: dt.tzinfo | None = None) -> str:
+    """A value printed with a date format (whole milliseconds, rounded down) or a numeric format."""
+    if isinstance(fmt, DecimalFormat):
+        return fmt.format(value)
+    return fmt.format(math.floor(value), tz=tz)
 
 
 # -- scopes and restrictions ----------------------------------------------------------------
@@ -608,14 +925,14 @@ class _Prep:
     ranges: list[tuple[float | None, float | None]] | None = None  # range: resolved bounds, in request order
     rounding: _Rounding | None = None  # date_histogram
     boundaries: list[int] | None = None  # date_histogram over a range aggregation: bucket starts + the end
-    fmt: DateFormat | None = None
+    fmt: Any = None  # a DateFormat, or a DecimalFormat for numeric ranges
     tz: dt.tzinfo | None = None
 
 
 def _pure(node: AggNode, scope: Scope) -> bool:
     """Whether tantivy can compute this subtree nested under another bucket, with nothing done in Python."""
     if isinstance(node, _VALUE_METRICS):
-        return True
+        return not _python_missing(node, scope)  # `missing` added in Python needs the bucket's own scope
     if not isinstance(node, _BUCKETING):
         return False
     if node.missing is not None and not isinstance(node, TermsAgg):
@@ -632,10 +949,13 @@ def _python_missing(node: AggNode, scope: Scope) -> bool:
     """Whether documents without the field are put in their `missing` bucket here rather than by tantivy."""
     if getattr(node, "missing", None) is None:
         return False
-    if not isinstance(node, TermsAgg):
+    if not isinstance(node, (TermsAgg, *_VALUE_METRICS)):
         return True
     fields = [_field(p.target, node.field) for p in scope]
-    return any(f is not None and f.kind == "bool" for f in fields)
+    return any(f is not None and f.kind in _PYTHON_MISSING for f in fields)
+
+
+_PYTHON_MISSING = ("bool", "ip")  # field kinds whose `missing` tantivy cannot take: put in here
 
 
 def _metric_request(node: AggNode, info: _Field, ctx: _Ctx) -> dict[str, Any]:
@@ -645,8 +965,8 @@ def _metric_request(node: AggNode, info: _Field, ctx: _Ctx) -> dict[str, Any]:
     if isinstance(node, MetricAgg) and info.numeric:
         return {"extended_stats" if node.kind == "extended_stats" else "stats": {"field": slot, **extra}}
     # Distinct values with document counts: cardinality, percentiles, keyword value_count, booleans.
-    if info.kind == "bool" and missing is not None:
-        extra = {}
+    if info.kind in _PYTHON_MISSING:
+        extra = {}  # added by _add_metric_missing
     return {"terms": {"field": slot, "size": _TANTIVY_CAP, "min_doc_count": 1, **extra}}
 
 
@@ -679,8 +999,10 @@ def _terms_request(node: TermsAgg, info: _Field, subs: dict[str, dict[str, Any]]
                    ctx: _Ctx) -> dict[str, Any]:
     body: dict[str, Any] = {"field": info.slot.name, "min_doc_count": 1}
     order = _order_for_tantivy(node, sub_names)
-    if info.kind == "f64" and order is not None and "_key" in order:
-        order = None  # tantivy's key order on double columns puts whole numbers apart from the others
+    if info.kind in ("f64", "ip") and order is not None and "_key" in order:
+        # tantivy's key order on double columns puts whole numbers apart from the others; addresses it
+        # orders as text, not as Elasticsearch does (by their 16 bytes)
+        order = None
     include, exclude = node.include, node.exclude
     python_filter = info.kind != "keyword" and (include is not None or exclude is not None)
     if order is None or python_filter or node.min_doc_count > 1 and order is not None and "_count" not in order:
@@ -696,7 +1018,7 @@ def _terms_request(node: TermsAgg, info: _Field, subs: dict[str, dict[str, Any]]
             elif value is not None:
                 body[key] = [_key_text(v) for v in value]
     missing = _typed_missing(node.missing, info, ctx)
-    if missing is not None and info.kind != "bool":  # tantivy takes no boolean `missing`: done in Python
+    if missing is not None and info.kind not in _PYTHON_MISSING:  # else done in Python
         body["missing"] = missing
     request: dict[str, Any] = {"terms": body}
     if subs:
@@ -814,7 +1136,27 @@ def _shard_partial(node: AggNode, part: _Part, prep: dict[int, _Prep], tv_subs: 
         output = _run_tantivy(part, request["__groups__"]) if request["__groups__"] else {}
         return _to_partial(node, part.target, {"__groups__": output}, prep, tv_subs, ctx, doc_count)
     output = _run_tantivy(part, {"x": request})
-    return _to_partial(node, part.target, output["x"], prep, tv_subs, ctx, doc_count)
+    partial = _to_partial(node, part.target, output["x"], prep, tv_subs, ctx, doc_count)
+    if isinstance(node, _VALUE_METRICS) and node.missing is not None:
+        _add_metric_missing(node, part, partial, ctx)
+    return partial
+
+
+def _add_metric_missing(node: AggNode, part: _Part, partial: Any, ctx: _Ctx) -> None:
+    """Documents without the field, counted with their `missing` value where tantivy could not take it."""
+    info = _field(part.target, node.field)  # type: ignore[union-attr]
+    if info is None or info.kind not in _PYTHON_MISSING or part.query is None:
+        return
+    count = _count(_Part(part.target, _and(part.query, _missing_restriction(part.target, info.type.path, ctx))))
+    if not count:
+        return
+    value = _typed_missing(node.missing, info, ctx)  # type: ignore[union-attr]
+    key = int(value) if isinstance(value, bool) else value
+    if isinstance(partial, _Values):
+        partial.counts[key] = partial.counts.get(key, 0) + count
+    elif isinstance(partial, _Stats):
+        number = float(key) if info.kind == "bool" else 0.0
+        partial.merge(_Stats(count, number * count, number, number, number * number * count))
 
 
 def _unmapped_partial(node: AggNode, doc_count: Callable[[], int], ctx: _Ctx) -> Any:
@@ -932,6 +1274,8 @@ def _term_key(raw: dict[str, Any], info: _Field) -> Any:
         return float(key)
     if info.kind == "bool":
         return 1 if key in (1, True, "true", 1.0) else 0
+    if info.kind == "ip":
+        return ip_to_int(key)
     return int(key)
 
 
@@ -956,7 +1300,7 @@ def _approximate_values(node: AggNode, part: _Part, ctx: _Ctx) -> _Values | _Sta
     info = _field(part.target, node.field)  # type: ignore[union-attr]
     assert info is not None and part.query is not None
     missing = _typed_missing(getattr(node, "missing", None), info, ctx)
-    extra = {"missing": missing} if missing is not None else {}
+    extra = {"missing": missing} if missing is not None and info.kind not in _PYTHON_MISSING else {}
     if isinstance(node, MetricAgg):  # keyword value_count: tantivy's own (a value repeated in a document counts)
         out = part.target.searcher.aggregate(part.query, {"x": {"value_count": {"field": info.slot.name, **extra}}})
         return _Stats(int(out["x"].get("value") or 0))
@@ -971,12 +1315,16 @@ def _approximate_values(node: AggNode, part: _Part, ctx: _Ctx) -> _Values | _Sta
     return _Values({}, 0.0, [(values, int(out["c"].get("value") or 0))])
 
 
-def _metric_format(node: AggNode, targets: Sequence[Target]) -> DateFormat | None:
+def _metric_format(node: AggNode, targets: Sequence[Target]) -> Any:
+    """A date field's DateFormat, or a DecimalFormat for a `format` on a numeric field; None for plain values."""
     path = getattr(node, "field", None)
+    spec = getattr(node, "format", None)
     for target in targets:
         info = _field(target, path) if path else None
         if info is not None:
-            return _date_format(info, getattr(node, "format", None)) if info.is_date else None
+            if info.is_date:
+                return _date_format(info, spec)
+            return compile_decimal_format(spec) if spec is not None and info.numeric else None
     return None
 
 
@@ -994,13 +1342,13 @@ def _finish(node: AggNode, partial: Any, targets: Sequence[Target], ctx: _Ctx,
     return _finish_multi(node, partial or _Multi(), targets, ctx, None, None, prep=prep)
 
 
-def _with_string(out: dict[str, Any], key: str, value: float | None, fmt: DateFormat | None) -> None:
+def _with_string(out: dict[str, Any], key: str, value: float | None, fmt: Any) -> None:
     out[key] = value
     if fmt is not None and value is not None:
-        out[f"{key}_as_string"] = fmt.format(math.floor(value))
+        out[f"{key}_as_string"] = _format_value(fmt, value)
 
 
-def _finish_stats(node: MetricAgg, s: _Stats, fmt: DateFormat | None) -> dict[str, Any]:
+def _finish_stats(node: MetricAgg, s: _Stats, fmt: Any) -> dict[str, Any]:
     count = s.count
     avg = s.sum / count if count else None
     low = float(s.min) if count and s.min is not None else None
@@ -1016,7 +1364,7 @@ def _finish_stats(node: MetricAgg, s: _Stats, fmt: DateFormat | None) -> dict[st
     out = {"count": count, "min": low, "max": high, "avg": avg, "sum": total}
     if fmt is not None and count:
         for key in ("min", "max", "avg", "sum"):
-            out[f"{key}_as_string"] = fmt.format(math.floor(out[key]))
+            out[f"{key}_as_string"] = _format_value(fmt, out[key])
     if node.kind == "extended_stats":
         sigma = node.sigma
         if count:
@@ -1064,7 +1412,7 @@ def percentile(sorted_values: Sequence[tuple[float, int]], total: int, percent: 
     return low_value + weight * (high_value - low_value)
 
 
-def _finish_percentiles(node: PercentilesAgg, values: _Values, fmt: DateFormat | None) -> dict[str, Any]:
+def _finish_percentiles(node: PercentilesAgg, values: _Values, fmt: Any) -> dict[str, Any]:
     results: dict[float, float | None] = {}
     if values.sketches:  # Approximate: per-shard sketches, weighted by their value counts.
         exact = sorted((float(k), c) for k, c in values.counts.items())
@@ -1085,13 +1433,13 @@ def _finish_percentiles(node: PercentilesAgg, values: _Values, fmt: DateFormat |
         for p in node.percents:
             keyed[java_double(float(p))] = results[p]
             if fmt is not None and results[p] is not None:
-                keyed[f"{java_double(float(p))}_as_string"] = fmt.format(math.floor(results[p]))  # type: ignore
+                keyed[f"{java_double(float(p))}_as_string"] = _format_value(fmt, results[p])  # type: ignore
         return {"values": keyed}
     items = []
     for p in node.percents:
         item: dict[str, Any] = {"key": float(p), "value": results[p]}
         if fmt is not None and results[p] is not None:
-            item["value_as_string"] = fmt.format(math.floor(results[p]))  # type: ignore[arg-type]
+            item["value_as_string"] = _format_value(fmt, results[p])  # type: ignore[arg-type]
         items.append(item)
     return {"values": items}
 
@@ -1102,11 +1450,16 @@ def _prepare(node: AggNode, scope: Scope, ctx: _Ctx, prep: dict[int, _Prep]) -> 
     if isinstance(node, RangeAgg):
         info = _first_field(node.field, scope)
         tz = _zone(node.time_zone)
-        fmt = _date_format(info, node.format) if info is not None and info.is_date else None
+        is_date = info.is_date if info is not None else node.date_range  # unmapped: date_range reads dates
+        fmt: Any = None
+        if is_date:
+            fmt = _date_format(info, node.format) or DateFormat.compile("strict_date_optional_time||epoch_millis")
+        elif node.format is not None:
+            fmt = compile_decimal_format(node.format)
         resolved = []
         for item in node.ranges:
-            low = _range_bound(item.start, info, fmt, tz, ctx)
-            high = _range_bound(item.end, info, fmt, tz, ctx)
+            low = _range_bound(item.start, info, fmt if is_date else None, tz, ctx, is_date)
+            high = _range_bound(item.end, info, fmt if is_date else None, tz, ctx, is_date)
             resolved.append((low, high))
         prep[id(node)] = _Prep(ranges=resolved, fmt=fmt, tz=tz)
     elif isinstance(node, DateHistogramAgg):
@@ -1135,11 +1488,11 @@ def _first_field(path: str, scope: Scope) -> _Field | None:
     return None
 
 
-def _range_bound(value: Any, info: _Field | None, fmt: DateFormat | None, tz: dt.tzinfo | None, ctx: _Ctx
-                 ) -> float | None:
+def _range_bound(value: Any, info: _Field | None, fmt: DateFormat | None, tz: dt.tzinfo | None, ctx: _Ctx,
+                 is_date: bool) -> float | None:
     if value is None:
         return None
-    if info is not None and info.is_date:
+    if is_date:
         return float(_parse_date(value, info, fmt, tz, ctx.now))
     if isinstance(value, bool):
         raise IllegalArgumentError(f"[range] bound [{value}] is not a number")
@@ -1168,6 +1521,9 @@ def _eval_bucketing(node: AggNode, scope: Scope, ctx: _Ctx) -> tuple[str, dict[s
     _prepare(node, scope, ctx, prep)
     info = _first_field(node.field, scope)
     missing_value = _typed_missing(node.missing, info, ctx) if info is not None else node.missing
+    value_kind = None  # an unmapped field's kind of key, from value_type
+    if info is None and isinstance(node, TermsAgg) and node.value_type is not None:
+        missing_value, value_kind = _value_type_missing(node, ctx)
     unmapped = [p for p in scope if _field(p.target, node.field) is None]
     # Documents without the field that `missing` puts in a bucket: counted here, sub-aggregations per bucket.
     missing_counts: list[int] = []
@@ -1199,6 +1555,7 @@ def _eval_bucketing(node: AggNode, scope: Scope, ctx: _Ctx) -> tuple[str, dict[s
             raise TooManyBucketsError(_TANTIVY_CAP + 1)
         raise TooManyBucketsError(MAX_BUCKETS + 1)
     multi: _Multi = total or _Multi()
+    multi.keys_kind = multi.keys_kind or value_kind
     if in_python and sum(missing_counts):
         _add_missing(node, multi, missing_value, sum(missing_counts), prep)
     if isinstance(node, TermsAgg) and node.missing is not None:
@@ -1276,6 +1633,8 @@ def _restriction(node: AggNode, key: Any, bucket: _Bucket, target: Target, prep:
             query = tantivy.Query.term_query(schema, info.slot.name, str(key))
         elif info.kind == "bool":
             query = tantivy.Query.term_query(schema, info.slot.name, bool(key))
+        elif info.kind == "ip":
+            query = tantivy.Query.term_query(schema, info.slot.name, ip_from_int(int(key)))
         elif info.kind == "f64":
             query = tantivy.Query.term_query(schema, info.slot.name, float(key))
         else:
@@ -1324,7 +1683,7 @@ def _finish_multi(node: AggNode, multi: _Multi, targets: Sequence[Target], ctx: 
             else:
                 narrowed = _narrow(scope, lambda t: _restriction(node, key, bucket, t, prep, missing_value, ctx))
                 kind, result = _eval(sub, narrowed, ctx)
-            out[_name(name, kind, ctx)] = result
+            out[_name(name, kind, ctx)] = _with_meta(sub, result)
         return out
 
     if isinstance(node, TermsAgg):
@@ -1449,14 +1808,22 @@ def _resolver(node: AggNode, sub_results: Callable[[Any, _Bucket], dict[str, Any
     return resolve
 
 
-def _include_filter(node: TermsAgg, kind: str | None) -> Callable[[Any], bool] | None:
+def _include_filter(node: TermsAgg, kind: str | None, convert: Callable[[Any], Any] | None
+                    ) -> Callable[[Any], bool] | None:
+    """Which keys `include`/`exclude` keep; `convert` reads their listed values as keys (dates, addresses)."""
     if node.include is None and node.exclude is None or kind == "keyword":
         return None  # keywords are filtered by tantivy
+    listed = {}
+    if convert is not None:
+        for spec in (node.include, node.exclude):
+            if spec is not None and not isinstance(spec, str):
+                listed[id(spec)] = {convert(v) for v in spec}
 
     def matches(spec: Any, key: Any) -> bool:
-        text = _key_text(key)
         if isinstance(spec, str):
-            return re.fullmatch(lucene_regex_to_rust(spec, "ALL"), text) is not None
+            return re.fullmatch(lucene_regex_to_rust(spec, "ALL"), _key_text(key)) is not None
+        if id(spec) in listed:
+            return key in listed[id(spec)]
         return any(_same_value(key, v) for v in spec)
 
     def keep(key: Any) -> bool:
@@ -1481,7 +1848,23 @@ def _finish_terms(node: TermsAgg, multi: _Multi, targets: Sequence[Target], ctx:
     if kind is None:
         info = next((f for f in (_field(t, node.field) for t in targets) if f is not None), None)
         kind = None if info is None else ("date" if info.is_date else info.kind)
-    keep = _include_filter(node, kind)
+    info = next((f for f in (_field(t, node.field) for t in targets) if f is not None), None)
+    fmt: Any = None
+    if kind == "date":
+        fmt = _date_format(info, node.format) or DateFormat.compile("strict_date_optional_time||epoch_millis")
+    elif kind in ("i64", "f64") and node.format is not None:
+        fmt = compile_decimal_format(node.format)
+    convert: Callable[[Any], Any] | None = None
+    if kind == "date":
+        def convert(value: Any) -> Any:
+            return _parse_date(value, info, fmt, None, ctx.now)
+    elif kind == "ip":
+        def convert(value: Any) -> Any:
+            try:
+                return ip_to_int(value)
+            except ValueError:
+                raise IllegalArgumentError(f"'{value}' is not an IP string literal.") from None
+    keep = _include_filter(node, kind, convert)
     items = [(k, b) for k, b in multi.buckets.items() if keep is None or keep(k)]
     memo: dict[int, dict[str, Any]] = {}
     sorter = _Sorter(node.order, _resolver(node, sub_results, memo))
@@ -1497,24 +1880,23 @@ def _finish_terms(node: TermsAgg, multi: _Multi, targets: Sequence[Target], ctx:
             total_error = -1
             break
         total_error += error
-    fmt = None
-    if kind == "date":
-        info = next((f for f in (_field(t, node.field) for t in targets) if f is not None), None)
-        fmt = _date_format(info, node.format)
     buckets = []
     for key, bucket in selected:
         out: dict[str, Any] = {"key": key, "doc_count": bucket.count}
-        if kind == "bool":
+        if kind == "ip":
+            out = {"key": ip_from_int(key), "doc_count": bucket.count}
+        elif kind == "bool":
             out = {"key": key, "key_as_string": "true" if key else "false", "doc_count": bucket.count}
-        elif fmt is not None and isinstance(key, int):
-            out = {"key": key, "key_as_string": fmt.format(key), "doc_count": bucket.count}
+        elif fmt is not None and isinstance(key, (int, float)) and not isinstance(key, bool):
+            out = {"key": key, "key_as_string": _format_value(fmt, key), "doc_count": bucket.count}
         if node.show_term_doc_count_error:
             missed = [e for keys, e in errors if key not in keys]
             out["doc_count_error_upper_bound"] = -1 if any(e < 0 for e in missed) else sum(missed)
         results = memo.get(id(bucket))
         out.update(results if results is not None else sub_results(key, bucket))
         buckets.append(out)
-    type_name = {"keyword": "sterms", "i64": "lterms", "date": "lterms", "bool": "lterms", "f64": "dterms"}.get(
+    type_name = {"keyword": "sterms", "ip": "sterms", "i64": "lterms", "date": "lterms", "bool": "lterms",
+                 "f64": "dterms"}.get(
         kind or "", "sterms" if multi.buckets else "umterms")
     if kind is None and node.missing is not None and multi.buckets:
         type_name = "sterms" if isinstance(node.missing, str) else ("dterms" if isinstance(node.missing, float)
@@ -1528,8 +1910,8 @@ def _finish_range(node: RangeAgg, multi: _Multi, targets: Sequence[Target], ctx:
     p = prep.get(id(node)) or _Prep(ranges=[(None, None)] * len(node.ranges))
     ranges = p.ranges or []
     info = next((f for f in (_field(t, node.field) for t in targets) if f is not None), None)
-    is_date = info is not None and info.is_date
-    fmt = p.fmt if is_date else None
+    is_date = info.is_date if info is not None else node.date_range
+    fmt = p.fmt
     order = sorted(range(len(ranges)), key=lambda i: (-math.inf if ranges[i][0] is None else ranges[i][0],
                                                       math.inf if ranges[i][1] is None else ranges[i][1]))
     ctx.add_buckets(len(order))
@@ -1544,17 +1926,17 @@ def _finish_range(node: RangeAgg, multi: _Multi, targets: Sequence[Target], ctx:
             def text(v: float | None) -> str:
                 if v is None:
                     return "*"
-                return fmt.format(int(v), tz=p.tz) if fmt is not None else java_double(v)
+                return _format_value(fmt, v, p.tz) if fmt is not None else java_double(v)
             key = f"{text(low)}-{text(high)}"
         out: dict[str, Any] = {"key": key}
         if low is not None:
             out["from"] = low
             if fmt is not None:
-                out["from_as_string"] = fmt.format(int(low), tz=p.tz)
+                out["from_as_string"] = _format_value(fmt, low, p.tz)
         if high is not None:
             out["to"] = high
             if fmt is not None:
-                out["to_as_string"] = fmt.format(int(high), tz=p.tz)
+                out["to_as_string"] = _format_value(fmt, high, p.tz)
         out["doc_count"] = bucket.count
         out.update(sub_results(index, bucket))
         rendered.append(out)
@@ -1628,13 +2010,17 @@ def _finish_histogram(node: HistogramAgg | DateHistogramAgg, multi: _Multi, targ
     memo: dict[int, dict[str, Any]] = {}
     ordered = _Sorter(node.order, _resolver(node, sub_results, memo)).sort(items)
     ctx.add_buckets(len(ordered))
-    fmt = p.fmt if is_date and p is not None else None
+    fmt: Any = p.fmt if is_date and p is not None else None
+    if not is_date and node.format is not None:
+        fmt = compile_decimal_format(node.format)
     tz = p.tz if p is not None else None
     rendered = []
     for key, bucket in ordered:
         if is_date:
             out: dict[str, Any] = {"key_as_string": fmt.format(int(key), tz=tz) if fmt else str(key),
                                    "key": int(key), "doc_count": bucket.count}
+        elif fmt is not None:
+            out = {"key_as_string": fmt.format(float(key)), "key": float(key), "doc_count": bucket.count}
         else:
             out = {"key": float(key), "doc_count": bucket.count}
         results = memo.get(id(bucket))
@@ -1642,7 +2028,7 @@ def _finish_histogram(node: HistogramAgg | DateHistogramAgg, multi: _Multi, targ
         rendered.append(out)
     type_name = "date_histogram" if is_date else "histogram"
     if node.keyed:
-        return type_name, {"buckets": {(b["key_as_string"] if is_date else java_double(b["key"])): b
+        return type_name, {"buckets": {(b["key_as_string"] if "key_as_string" in b else java_double(b["key"])): b
                                        for b in rendered}}
     return type_name, {"buckets": rendered}
 
@@ -1651,6 +2037,8 @@ def _bound_value(value: Any, node: AggNode, info: _Field | None, p: _Prep | None
     if value is None:
         return None
     if isinstance(node, DateHistogramAgg):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)  # numeric bounds are epoch milliseconds, whatever the format
         fmt = p.fmt if p is not None else None
         return _parse_date(value, info, fmt, p.tz if p is not None else None, ctx.now)
     return float(value)
@@ -1691,6 +2079,56 @@ def _filters(node: FiltersAgg, scope: Scope, ctx: _Ctx) -> dict[str, Any]:
     named = any(name is not None for name, _ in node.filters)
     return {"buckets": [({"key": name, **bucket} if named and name is not None else bucket)
                         for name, bucket in buckets]}
+
+
+# -- ip ranges ----------------------------------------------------------------------------------
+def _ip_range(node: IpRangeAgg, scope: Scope, ctx: _Ctx) -> dict[str, Any]:
+    """One bucket per range, [from, to) over the addresses' 16-byte order, ordered by from then to
+    (Elasticsearch's binary range order); each bucket's documents counted and its sub-aggregations
+    evaluated over the scope narrowed to them."""
+    def bound(text: str | None, absent: int) -> int:
+        return absent if text is None else ip_to_int(text)
+
+    items = sorted(node.ranges, key=lambda r: (bound(r.start, -1), bound(r.end, 1 << 128)))
+    ctx.add_buckets(len(items))
+    missing = None
+    if node.missing is not None:
+        try:
+            missing = ip_to_int(node.missing)
+        except ValueError:
+            raise IllegalArgumentError(f"'{node.missing}' is not an IP string literal.") from None
+    rendered = []
+    for item in items:
+        low, high = bound(item.start, 0), bound(item.end, 1 << 128)
+        holds_missing = missing is not None and low <= missing < high
+
+        def restrict(target: Target, start: str | None = item.start, end: str | None = item.end,
+                     with_missing: bool = holds_missing) -> Any:
+            here = _field(target, node.field)
+            if here is None:
+                return _ALL if with_missing else None
+            if start is None and end is None:
+                query = _compile(target, Exists(node.field), ctx)
+            else:
+                query = tantivy.Query.range_query(target.shard.schema, here.slot.name, tantivy.FieldType.IpAddr,
+                                                  start, end, True, end is None)
+            if with_missing:
+                return _or(query, _missing_restriction(target, node.field, ctx))
+            return query
+
+        narrowed = _narrow(scope, restrict)
+        key = item.key if item.key is not None else f"{item.start or '*'}-{item.end or '*'}"
+        out: dict[str, Any] = {} if node.keyed else {"key": key}
+        if item.start is not None:
+            out["from"] = item.start
+        if item.end is not None:
+            out["to"] = item.end
+        out["doc_count"] = _scope_count(narrowed)
+        out.update(_eval_all(node.aggs, narrowed, ctx))
+        rendered.append((key, out))
+    if node.keyed:
+        return {"buckets": {key: out for key, out in rendered}}
+    return {"buckets": [out for _, out in rendered]}
 
 
 # -- top hits -----------------------------------------------------------------------------------

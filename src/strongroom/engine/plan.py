@@ -225,12 +225,45 @@ class Fuzzy:
     normalize: bool = False
 
 
-Node = Union[MatchAll, MatchNone, Term, Terms, Ids, Exists, Range, Bool, ConstantScore, DisMax, Boosting, Match,
+@dataclass(frozen=True)
+class Named:
+    """A query the caller named with `_name`: hits report whether (and how well) it matched."""
+
+    name: str
+    query: "Node"
+
+
+Node = Union[Named, MatchAll, MatchNone, Term, Terms, Ids, Exists, Range, Bool, ConstantScore, DisMax, Boosting, Match,
              MatchPhrase, MatchPhrasePrefix, MatchBoolPrefix, MultiMatch, Prefix, Wildcard, Regexp, Fuzzy]
+
+
+# Queries Elasticsearch scores with a constant (the boost): term sets, ranges, existence, ids, and
+# patterns (constant-score rewrite).
+CONSTANT_SCORE_NODES = (Terms, Range, Exists, Ids, Prefix, Wildcard, Regexp)
 
 
 # -- helpers --------------------------------------------------------------------------------
 _MSM_PART = re.compile(r"^(-?\d+)(%?)$")
+
+
+def named_queries(node: Node) -> list[Named]:
+    """Every named query in a tree, outermost first."""
+    found: list[Named] = []
+    stack: list[Any] = [node]
+    while stack:
+        current = stack.pop(0)
+        if isinstance(current, Named):
+            found.append(current)
+            stack.append(current.query)
+        elif isinstance(current, Bool):
+            stack.extend((*current.must, *current.should, *current.filter, *current.must_not))
+        elif isinstance(current, DisMax):
+            stack.extend(current.queries)
+        elif isinstance(current, (ConstantScore,)):
+            stack.append(current.filter)
+        elif isinstance(current, Boosting):
+            stack.extend((current.positive, current.negative))
+    return found
 
 
 def resolve_minimum_should_match(spec: int | str | None, optional: int) -> int:
@@ -414,7 +447,11 @@ class Compiler:
     max_terms_count: int = 65_536
 
     def compile(self, node: Node) -> tantivy.Query:
+        if isinstance(node, Named):
+            return self.compile(node.query)
         query = self._compile(node)
+        if isinstance(node, CONSTANT_SCORE_NODES) or (isinstance(node, Term) and self._is_point(node.field)):
+            query = tantivy.Query.const_score_query(query, 1.0)  # As Elasticsearch scores these: the boost.
         boost = getattr(node, "boost", 1.0)
         if boost != 1.0 and not isinstance(node, (Bool, ConstantScore, DisMax, Boosting, MultiMatch)):
             query = tantivy.Query.boost_query(query, boost)
@@ -494,6 +531,10 @@ class Compiler:
         if not queries:
             return tantivy.Query.empty_query()
         return queries[0] if len(queries) == 1 else tantivy.Query.disjunction_max_query(queries, 0.0)
+
+    def _is_point(self, path: str) -> bool:
+        slot = self.slots.get(path)
+        return slot is not None and slot.kind in ("i64", "f64", "bool", "ip")
 
     # -- fields ------------------------------------------------------------------------------
     def _field(self, path: str) -> tuple[FieldType, Any] | None:
@@ -738,7 +779,7 @@ class Compiler:
                 if node.fuzziness is not None and slot.kind == "keyword":
                     return self._fuzzy(Fuzzy(node.field, node.query, node.fuzziness, node.prefix_length,
                                              node.max_expansions, node.transpositions))
-                return self._term(Term(node.field, node.query))
+                return self.compile(Term(node.field, node.query))
             except RequestError:
                 if node.lenient:
                     return tantivy.Query.empty_query()
@@ -774,7 +815,7 @@ class Compiler:
             return tantivy.Query.empty_query()
         field_type, slot = resolved
         if slot.kind != "text":
-            return self._term(Term(path, text))
+            return self.compile(Term(path, text))
         terms = self._terms_of(field_type, slot, text, analyzer_name)
         if not terms:
             return tantivy.Query.all_query() if zero_terms == "all" else tantivy.Query.empty_query()
@@ -803,7 +844,7 @@ class Compiler:
             return tantivy.Query.empty_query()
         field_type, slot = resolved
         if slot.kind not in ("text", "keyword"):
-            return self._term(Term(node.field, node.query))
+            return self.compile(Term(node.field, node.query))
         terms = self._terms_of(field_type, slot, node.query, node.analyzer)
         if not terms:
             return tantivy.Query.empty_query()
@@ -877,7 +918,7 @@ class Compiler:
             return tantivy.Query.empty_query()
         field_type, slot = resolved
         if slot.kind not in ("text", "keyword"):
-            return self._term(Term(node.field, node.value))
+            return self.compile(Term(node.field, node.value))
         return self._term_or_fuzzy(slot, _text(node.value), node.fuzziness, node.prefix_length, node.transpositions)
 
 

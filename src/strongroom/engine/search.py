@@ -21,7 +21,7 @@ from ..errors import RequestError
 from ..jsonio import extract_values
 from .index import Index
 from .mapping import INTEGER_RANGES
-from .plan import Bool, Compiler, Node
+from .plan import Bool, Compiler, Node, named_queries
 from .shard import Shard, StoredDoc
 
 MAX_SORT_CANDIDATES = 1_000_000  # matches a field-sorted search may rank (per request)
@@ -49,6 +49,7 @@ class SearchSpec:
     min_score: float | None = None
     explain: bool = False
     track_scores: bool = False
+    named_scores: bool = False  # include_named_queries_score
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Hit:
     score: float | None
     sort: list[Any] | None = None
     explanation: dict[str, Any] | None = None
+    matched_queries: list[str] | dict[str, float] | None = None
 
 
 @dataclass
@@ -211,13 +213,30 @@ def _by_candidates(targets: Sequence[Target], queries: Sequence[tantivy.Query], 
     if spec.search_after is not None:
         if len(spec.search_after) != len(sort):
             raise RequestError(f"search_after has {len(spec.search_after)} value(s) but sort has {len(sort)}")
-        after = list(spec.search_after)
+        after = _after_values(targets, sort, spec.search_after)
         candidates = [c for c in candidates if _compare_values(c.values, after, sort) > 0]
     page = candidates[spec.offset:spec.offset + spec.size]
     max_score = max((c.score for c in candidates if c.score is not None), default=None) if needs_score else None
     hits = [_hit(c, spec, queries, with_sort=True) for c in page]
     count, relation = _total(spec, total)
     return SearchResult(count, relation, hits, max_score, len(targets))
+
+
+def _after_values(targets: Sequence[Target], sort: list[SortKey], raw: list[Any]) -> list[Any]:
+    """search_after values in the form sort values take: dates may come formatted, booleans as 0/1."""
+    out = []
+    for value, key in zip(raw, sort):
+        field_type = next((t.index.mapping.fields[key.field] for t in targets
+                           if key.field in t.index.mapping.fields), None)
+        if field_type is not None and isinstance(value, str):
+            try:
+                value = field_type._convert(value)
+            except (ValueError, TypeError, OverflowError):
+                raise RequestError(f"Failed to parse search_after value [{value}] for field [{key.field}]") from None
+        if field_type is not None and field_type.type == "boolean" and isinstance(value, int):
+            value = bool(value)
+        out.append(value)
+    return out
 
 
 def _sort_values(target: Target, query: tantivy.Query, candidates: list[_Candidate], sort: list[SortKey]) -> None:
@@ -281,15 +300,18 @@ def _mode_values(target: Target, addresses: list[tantivy.DocAddress], key: SortK
 
 
 def _reduce(values: list[Any], mode: str, integral: bool) -> Any:
+    values = sorted(values)  # Doc values hold a document's values in ascending order.
     if mode == "min":
-        return min(values)
+        return values[0]
     if mode == "max":
-        return max(values)
+        return values[-1]
+    total: Any = 0
+    for value in values:  # Summed in that order, with a long's overflow, as Elasticsearch does.
+        total = _wrap64(total + value) if integral else total + value
     if mode == "sum":
-        total = sum(values)
-        return _wrap64(total) if integral else float(total)
+        return total if integral else float(total)
     if mode == "avg":
-        average = sum(values) / len(values)
+        average = total / len(values)
         return math.floor(average + 0.5) if integral else average  # Java's Math.round for longs
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -393,7 +415,26 @@ def _hit(candidate: _Candidate, spec: SearchSpec, queries: Sequence[tantivy.Quer
     score = candidate.score
     if score is not None and math.isnan(score):
         score = None
-    return Hit(target.index.name, target.shard.number, stored, score, sort_values, explanation)
+    matched = _matched_queries(target, spec, stored.doc_id) if _has_names(spec) else None
+    return Hit(target.index.name, target.shard.number, stored, score, sort_values, explanation, matched)
+
+
+def _has_names(spec: SearchSpec) -> bool:
+    return bool(named_queries(spec.query) or (spec.post_filter is not None and named_queries(spec.post_filter)))
+
+
+def _matched_queries(target: Target, spec: SearchSpec, doc_id: str) -> list[str] | dict[str, float]:
+    named = named_queries(spec.query) + (named_queries(spec.post_filter) if spec.post_filter is not None else [])
+    compiler = target.compiler(int(time.time() * 1000))
+    the_doc = tantivy.Query.term_query(target.shard.schema, "_id", doc_id)
+    scores: dict[str, float] = {}
+    for node in named:
+        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, compiler.compile(node.query)),
+                                             (tantivy.Occur.Must, tantivy.Query.const_score_query(the_doc, 0.0))])
+        hits = target.searcher.search(query, 1).hits
+        if hits and node.name not in scores:
+            scores[node.name] = hits[0][0]
+    return scores if spec.named_scores else list(scores)
 
 
 def _render_sort(value: Any, key: SortKey, index: Index) -> Any:

@@ -6,6 +6,7 @@ aggregations are parsed here with the query DSL parser, so the engine only sees 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Any
@@ -27,7 +28,7 @@ _TIME_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_0
 _TIME_VALUE = re.compile(r"^([+-]?)(\d+)(ms|s|m|h|d)$")
 UNSUPPORTED = {"composite", "nested", "reverse_nested", "significant_terms", "significant_text", "rare_terms",
                "multi_terms", "auto_date_histogram", "variable_width_histogram", "geo_distance", "geohash_grid",
-               "geotile_grid", "geo_bounds", "geo_centroid", "ip_range", "sampler", "diversified_sampler",
+               "geotile_grid", "geo_bounds", "geo_centroid", "sampler", "diversified_sampler",
                "adjacency_matrix", "weighted_avg", "median_absolute_deviation", "percentile_ranks",
                "scripted_metric", "string_stats", "boxplot", "t_test", "rate", "matrix_stats", "top_metrics",
                "avg_bucket", "max_bucket", "min_bucket", "sum_bucket", "stats_bucket", "extended_stats_bucket",
@@ -80,6 +81,7 @@ def _parse_level(body: Any, *, depth: int, parent: tuple[str, str] | None) -> di
         kind = None
         spec: Any = None
         sub_body: Any = None
+        meta: dict[str, Any] | None = None
         for key, value in definition.items():
             if key in ("aggs", "aggregations"):
                 if sub_body is not None:
@@ -92,6 +94,7 @@ def _parse_level(body: Any, *, depth: int, parent: tuple[str, str] | None) -> di
                 if not isinstance(value, dict):
                     raise QueryParsingError(f"Expected [START_OBJECT] under [meta], but got a [{_token(value)}] in "
                                             f"[{name}]")
+                meta = value
             else:
                 if kind is not None:
                     raise QueryParsingError(f"Found two aggregation type definitions in [{name}]: [{kind}] and "
@@ -116,7 +119,8 @@ def _parse_level(body: Any, *, depth: int, parent: tuple[str, str] | None) -> di
                              "percentiles", "top_hits"):
             raise AggregationInitializationError(f"Aggregator [{name}] of type [{kind}] cannot accept "
                                                  "sub-aggregations")
-        out[name] = parser(name, kind, spec, subs)
+        node = parser(name, kind, spec, subs)
+        out[name] = dataclasses.replace(node, meta=meta) if meta is not None else node
     return out
 
 
@@ -343,7 +347,67 @@ def _terms(name: str, kind: str, spec: dict[str, Any], subs: dict[str, a.AggNode
     return a.TermsAgg(path, size, shard_size, order, min_doc_count,
                       _scalar(spec.get("missing"), "missing", kind), _include(spec.get("include"), "include", kind),
                       _include(spec.get("exclude"), "exclude", kind), fmt,
-                      _bool(spec.get("show_term_doc_count_error", False), "show_term_doc_count_error", kind), subs)
+                      _bool(spec.get("show_term_doc_count_error", False), "show_term_doc_count_error", kind), subs,
+                      value_type=_value_type(spec, kind))
+
+
+def _value_type(spec: dict[str, Any], kind: str) -> str | None:
+    value = spec.get("value_type")
+    if value is None:
+        return None
+    _string(value, "value_type", kind)
+    if value not in a.VALUE_TYPES:
+        raise IllegalArgumentError(f"Unknown value type [{value}]")
+    return value
+
+
+def _ip(value: Any, key: str, kind: str) -> str:
+    if not isinstance(value, str):
+        raise JsonParseError(f"[{kind}] {key} doesn't support values of type: {_token(value)}")
+    try:
+        return a.ip_from_int(a.ip_to_int(value))
+    except ValueError:
+        raise IllegalArgumentError(f"'{value}' is not an IP string literal.") from None
+
+
+def _ip_range(name: str, kind: str, spec: dict[str, Any], subs: dict[str, a.AggNode]) -> a.AggNode:
+    _check_keys(spec, {"field", "ranges", "keyed", "missing", "script", "value_type"}, kind)
+    path = _required_field(spec, kind)
+    ranges = spec.get("ranges")
+    if ranges is None or ranges == []:
+        raise IllegalArgumentError(f"No [ranges] specified for the [{name}] aggregation")
+    if not isinstance(ranges, list):
+        raise JsonParseError(f"[{kind}] ranges doesn't support values of type: {_token(ranges)}")
+    items = []
+    for item in ranges:
+        if not isinstance(item, dict):
+            raise JsonParseError(f"[{kind}] ranges doesn't support values of type: {_token(item)}")
+        for key in item:
+            if key not in ("from", "to", "key", "mask"):
+                raise JsonParseError(f"[range] unknown field [{key}]")
+        key = item.get("key")
+        if key is not None and not isinstance(key, str):
+            key = str(key)
+        mask = item.get("mask")
+        if mask is not None:
+            if item.get("from") is not None or item.get("to") is not None:
+                raise IllegalArgumentError("Cannot specify both a mask and [from] or [to] in the same range")
+            if not isinstance(mask, str):
+                raise JsonParseError(f"[{kind}] mask doesn't support values of type: {_token(mask)}")
+            try:
+                low, high = a.ip_mask_bounds(mask)
+            except ValueError:
+                raise IllegalArgumentError(f"Expected [ip/prefix] but was [{mask}]") from None
+            items.append(a.IpRangeItem(key if key is not None else mask, a.ip_from_int(low),
+                                       None if high is None else a.ip_from_int(high)))
+            continue
+        start = None if item.get("from") is None else _ip(item["from"], "from", kind)
+        end = None if item.get("to") is None else _ip(item["to"], "to", kind)
+        items.append(a.IpRangeItem(key, start, end))
+    missing = spec.get("missing")
+    if missing is not None:
+        missing = _ip(missing, "missing", kind)
+    return a.IpRangeAgg(path, tuple(items), _bool(spec.get("keyed", False), "keyed", kind), missing, subs)
 
 
 def _histogram(name: str, kind: str, spec: dict[str, Any], subs: dict[str, a.AggNode]) -> a.AggNode:
@@ -477,7 +541,7 @@ def _cardinality(name: str, kind: str, spec: dict[str, Any], subs: dict[str, a.A
     path = _required_field(spec, kind)
     threshold = _int(spec.get("precision_threshold", 3000), "precision_threshold", kind)
     if threshold < 0:
-        raise IllegalArgumentError(f"[precision_threshold] must be greater than or equal to 0. Found [{threshold}] "
+        raise IllegalArgumentError(f"[precisionThreshold] must be greater than or equal to 0. Found [{threshold}] "
                                    f"in [{name}]")
     return a.CardinalityAgg(path, threshold, _scalar(spec.get("missing"), "missing", kind))
 
@@ -612,4 +676,4 @@ _PARSERS = {"terms": _terms, "histogram": _histogram, "date_histogram": _date_hi
             "date_range": _range, "avg": _metric, "min": _metric, "max": _metric, "sum": _metric, "stats": _metric,
             "extended_stats": _metric, "value_count": _metric, "cardinality": _cardinality,
             "percentiles": _percentiles, "filter": _filter, "filters": _filters, "missing": _missing,
-            "global": _global, "top_hits": _top_hits}
+            "global": _global, "top_hits": _top_hits, "ip_range": _ip_range}

@@ -164,7 +164,23 @@ def _parse(body: Any, *, depth: int, budget: _Budget) -> p.Node:
     parser = _PARSERS.get(kind)
     if parser is None:
         raise QueryParsingError(f"unknown query [{kind}]")
-    return parser(spec, depth, budget)
+    node = parser(spec, depth, budget)
+    name = _query_name(spec)
+    return p.Named(name, node) if name is not None else node
+
+
+def _query_name(spec: Any) -> str | None:
+    """`_name` on the query object, or (for field-level queries) on the field's options."""
+    if not isinstance(spec, dict):
+        return None
+    name = spec.get("_name")
+    if name is None:
+        fields = [v for k, v in spec.items() if k not in ("boost", "_name")]
+        if len(fields) == 1 and isinstance(fields[0], dict):
+            name = fields[0].get("_name")
+    if name is not None and not isinstance(name, str):
+        raise QueryParsingError("[_name] must be a string")
+    return name
 
 
 def _child(spec: Any, depth: int, budget: _Budget) -> p.Node:

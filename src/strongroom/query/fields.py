@@ -20,12 +20,14 @@ from ..errors import IllegalArgumentError, RequestError
 from ..jsonio import extract_values
 
 ISO_MILLIS = "strict_date_optional_time"
+NUMERIC = ("long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float")
 
 
 @dataclass(frozen=True)
 class FieldRequest:
     field: str
     format: str | None = None
+    stored: bool = False  # from `stored_fields`: only fields mapped with `store: true` answer
 
 
 def parse_field_requests(value: Any, kind: str) -> list[FieldRequest]:
@@ -64,6 +66,11 @@ def retrieve(source: dict[str, Any], mapping: Mapping, requests: list[FieldReque
     for request in requests:
         for path in _expand(mapping, request.field):
             field_type = mapping.fields[path]
+            if request.stored and field_type.params.get("store") not in (True, "true"):
+                continue
+            if request.format is not None and request.format != "use_field_mapping" and field_type.type not in (
+                    "date", *NUMERIC):
+                raise IllegalArgumentError(f"Field [{path}] of type [{field_type.type}] doesn't support formats.")
             if docvalue and field_type.type in ("text", "match_only_text"):
                 raise IllegalArgumentError(f"Text fields are not optimised for operations that require per-document "
                                            f"field data like aggregations and sorting, so these operations are "
@@ -98,6 +105,8 @@ def _values(source: dict[str, Any], field_type: FieldType, fmt: str | None, *, d
 def _render(converted: Any, original: Any, field_type: FieldType, fmt: str | None, *, docvalue: bool) -> Any:
     kind = field_type.type
     if kind == "date":
+        if fmt == "use_field_mapping":
+            fmt = None
         spec = fmt or (ISO_MILLIS if docvalue else field_type.params.get("format", ISO_MILLIS))
         if spec == "epoch_millis":
             return str(converted)
@@ -108,7 +117,8 @@ def _render(converted: Any, original: Any, field_type: FieldType, fmt: str | Non
     if kind == "geo_point":
         lat, lon = converted
         return {"type": "Point", "coordinates": [lon, lat]}
-    if fmt is not None and isinstance(converted, (int, float)) and not isinstance(converted, bool):
+    if fmt is not None and fmt != "use_field_mapping" and isinstance(converted, (int, float)) \
+            and not isinstance(converted, bool):
         return decimal_format(converted, fmt)
     if kind == "boolean":
         return bool(converted)

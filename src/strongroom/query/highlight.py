@@ -187,6 +187,7 @@ class Limits:
 
     max_analyzed_offset: int = MAX_ANALYZED_OFFSET
     with_offsets: frozenset[str] = frozenset()
+    ignore_above: tuple[tuple[str, int], ...] = ()  # keyword fields: longer values were never indexed
     index: str = ""
     doc_id: str = ""
 
@@ -209,7 +210,8 @@ def highlight_hit(source: dict[str, Any], spec: HighlightSpec, wanted: dict[str,
             if targets is None:
                 targets = Wanted(set().union(*(w.terms for w in wanted.values())) if wanted else set(),
                                  [pattern for w in wanted.values() for pattern in w.patterns])
-            fragments = _field_fragments(source, path, targets, options, analyzer_of(path))
+            fragments = _field_fragments(source, path, targets, options, analyzer_of(path),
+                                         dict(limits.ignore_above).get(path))
             if fragments:
                 out[path] = fragments
             elif options.no_match_size > 0:
@@ -282,10 +284,12 @@ def _mark(text: str, spans: list[tuple[int, int]], options: FieldSpec, offset: i
 
 
 def _field_fragments(source: dict[str, Any], path: str, targets: Wanted, options: FieldSpec,
-                     analyzer: str | None) -> list[str]:
+                     analyzer: str | None, ignore_above: int | None = None) -> list[str]:
     scored: list[tuple[int, int, str]] = []  # (matches, order, fragment)
     order = 0
     for value in _values(source, path):
+        if ignore_above is not None and len(value) > ignore_above:
+            continue
         spans = _spans(value, targets, analyzer, options.max_analyzed_offset or MAX_ANALYZED_OFFSET)
         if not spans:
             continue

@@ -30,7 +30,8 @@ SEARCH_PARAMS = ("q", "df", "default_operator", "analyzer", "analyze_wildcard", 
                  "search_type", "request_cache", "preference", "routing", "scroll", "allow_partial_search_results",
                  "batched_reduce_size", "ccs_minimize_roundtrips", "max_concurrent_shard_requests",
                  "pre_filter_shard_size", "rest_total_hits_as_int", "typed_keys", "ignore_unavailable",
-                 "allow_no_indices", "expand_wildcards", "ignore_throttled", "min_compatible_shard_node")
+                 "allow_no_indices", "expand_wildcards", "ignore_throttled", "min_compatible_shard_node",
+                 "include_named_queries_score")
 
 
 @dataclass
@@ -141,6 +142,8 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
             raise RequestError(f"[{key}] ({UNSUPPORTED_BODY_KEYS[key]}) is not supported by Strongroom")
         if key not in BODY_KEYS:
             raise QueryParsingError(f"Unknown key for a START_OBJECT in [{key}].")
+    if body.get("profile") not in (None, False, "false"):
+        raise RequestError("[profile] (the search profiler) is not supported by Strongroom")
     query_body = body.get("query")
     if "q" in params:
         if query_body is not None:
@@ -163,10 +166,10 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
         raise IllegalArgumentError(f"[size] parameter cannot be negative, found [{size}]")
     scroll = params.get("scroll")
     if scroll is not None:
-        if "request_cache" in params and params["request_cache"] in ("true", ""):
-            raise IllegalArgumentError("[request_cache] cannot be used in a scroll context")
         if size == 0:
             raise ActionRequestValidationError("[size] cannot be [0] in a scroll context")
+        if "request_cache" in params and params["request_cache"] in ("true", ""):
+            raise IllegalArgumentError("[request_cache] cannot be used in a scroll context")
     if offset + size > max_result_window and scroll is None:
         raise IllegalArgumentError(f"Result window is too large, from + size must be less than or equal to: "
                                    f"[{max_result_window}] but was [{offset + size}]. See the scroll api for a more "
@@ -197,7 +200,8 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
     spec = SearchSpec(query, post_filter, offset, size, sort, search_after, track,
                       float(min_score) if min_score is not None else None,
                       _bool(params.get("explain", body.get("explain", False)), "explain"),
-                      _bool(params.get("track_scores", body.get("track_scores", False)), "track_scores"))
+                      _bool(params.get("track_scores", body.get("track_scores", False)), "track_scores"),
+                      _bool(params.get("include_named_queries_score", False), "include_named_queries_score"))
 
     source = source_filter_from_body(body["_source"]) if "_source" in body else SourceFilter()
     if any(k in params for k in ("_source", "_source_includes", "_source_excludes")):
@@ -207,8 +211,10 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
     stored_fields = None
     if stored is not None:
         stored_fields = tuple(s.strip() for s in stored.split(",")) if isinstance(stored, str) else tuple(stored)
-        if stored_fields == ("_none_",):
-            source = SourceFilter(fetch=False)
+        explicit_source = "_source" in body or any(k in params for k in ("_source", "_source_includes",
+                                                                         "_source_excludes"))
+        if stored_fields == ("_none_",) or ("_source" not in stored_fields and not explicit_source):
+            source = SourceFilter(fetch=False)  # Asking for stored fields turns `_source` off unless named.
     aggs_body = body.get("aggs", body.get("aggregations"))
     if aggs_body is not None and not isinstance(aggs_body, dict):
         raise QueryParsingError("[aggs] must be an object")
@@ -216,6 +222,8 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
     highlight = parse_highlight(body["highlight"]) if body.get("highlight") is not None else None
     docvalue = parse_field_requests(params.get("docvalue_fields", body.get("docvalue_fields")), "docvalue_fields")
     fields = parse_field_requests(body.get("fields"), "fields")
+    if stored_fields:
+        fields += [FieldRequest(name, stored=True) for name in stored_fields if not name.startswith("_")]
     return SearchRequest(spec, source, aggs, highlight,
                          _bool(params.get("version", body.get("version", False)), "version"),
                          _bool(params.get("seq_no_primary_term", body.get("seq_no_primary_term", False)),

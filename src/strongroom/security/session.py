@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import time
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -296,7 +297,9 @@ class Session:
                     marking[index.name] = collect(request.spec.query, _analyzer_of(index), _expander(index))
                 limits = Limits(int(index.setting("index.highlight.max_analyzed_offset")),
                                 frozenset(p for p, f in index.mapping.fields.items()
-                                          if f.params.get("index_options") == "offsets"), index.name, hit.doc.doc_id)
+                                          if f.params.get("index_options") == "offsets"),
+                                tuple((p, f.ignore_above) for p, f in index.mapping.fields.items()
+                                      if f.ignore_above is not None), index.name, hit.doc.doc_id)
                 highlight = highlight_hit(full, request.highlight, marking[index.name], _analyzer_of(index),
                                           _expander(index), limits) or None
             fields = None
@@ -305,7 +308,7 @@ class Session:
                 fields = {**retrieve(full, mapping, request.fields, docvalue=False),
                           **retrieve(full, mapping, request.docvalue_fields, docvalue=True)} or None
             hits.append(VisibleHit(hit.index, hit.doc, hit.score, hit.sort, source, hit.explanation, highlight,
-                                   fields))
+                                   fields, hit.matched_queries))
         return hits
 
     def _open_scroll(self, indices: list[Index], request: SearchRequest, keep_alive: float) -> SearchOutcome:
@@ -342,8 +345,8 @@ class Session:
         return await _run(lambda: explain(targets_for([index]), node, doc_id))
 
     async def by_query(self, expression: str, request: SearchRequest, operation: str, *, conflicts: str,
-                       max_docs: int | None, refresh: str | None, batch_size: int = 1000, **options: Any
-                       ) -> dict[str, Any]:
+                       max_docs: int | None, refresh: str | None, batch_size: int = 1000,
+                       requests_per_second: float | None = None, **options: Any) -> dict[str, Any]:
         """`_delete_by_query` and `_update_by_query` (without scripts): a snapshot of the matches, then
         conditional writes, so documents changed meanwhile count as version conflicts."""
         action = actions.DOC_DELETE if operation == "delete" else actions.DOC_UPDATE
@@ -351,11 +354,17 @@ class Session:
         for index in indices:
             self.__policy.authorize_index(self.principal, action, index.name)
         cursor = await _run(lambda: Cursor(targets_for(indices), replace(request.spec, offset=0)))
-        counters = {"total": 0, "done": 0, "conflicts": 0, "batches": 0}
+        counters = {"total": 0, "done": 0, "conflicts": 0, "batches": 0, "throttled_millis": 0}
         failures: list[dict[str, Any]] = []
         budget = max_docs if max_docs is not None else cursor.total
         while cursor.remaining() and counters["total"] < budget:
+            started = time.monotonic()
             batch = await _run(cursor.next_page, min(batch_size, budget - counters["total"]))
+            if counters["batches"] and requests_per_second:  # Throttle between batches, as Elasticsearch does.
+                delay = len(batch) / requests_per_second - (time.monotonic() - started)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    counters["throttled_millis"] += int(delay * 1000)
             counters["batches"] += 1
             writes = []
             for hit in batch:
@@ -593,6 +602,7 @@ class VisibleHit:
     explanation: dict[str, Any] | None = None
     highlight: dict[str, list[str]] | None = None
     fields: dict[str, list[Any]] | None = None
+    matched_queries: Any = None
 
 
 @dataclass

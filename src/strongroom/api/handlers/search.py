@@ -7,7 +7,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ...errors import (ActionRequestValidationError, IllegalArgumentError, RequestError, StrongroomError)
+from ...errors import (ActionRequestValidationError, IllegalArgumentError, RequestError, StrongroomError,
+                       UnavailableError)
 from ...jsonio import loads_strict
 from ...query.search_request import SEARCH_PARAMS, SearchRequest, parse_search_request
 from ...security.session import SearchOutcome
@@ -38,11 +39,15 @@ def render_hits(outcome: SearchOutcome, request: SearchRequest) -> dict[str, Any
             entry["highlight"] = hit.highlight
         if hit.fields is not None:
             entry["fields"] = hit.fields
+        if hit.matched_queries:
+            entry["matched_queries"] = hit.matched_queries
         hits.append(entry)
     body: dict[str, Any] = {}
     if outcome.total is not None:
         body["total"] = outcome.total if request.total_as_int else {"value": outcome.total,
                                                                      "relation": outcome.relation}
+    elif request.total_as_int:
+        body["total"] = -1  # Not tracked, as Elasticsearch renders it in the integer form.
     body["max_score"] = outcome.max_score
     body["hits"] = hits
     return body
@@ -200,8 +205,8 @@ def _by_query_limits(call: Call, body: dict[str, Any]) -> tuple[int | None, str]
     if conflicts not in ("abort", "proceed"):
         raise IllegalArgumentError(f"conflicts may only be \"proceed\" or \"abort\" but was [{conflicts}]")
     values = []
-    for name, raw in (("size", call.params.str("size")), ("max_docs", call.params.str("max_docs")),
-                      ("max_docs", body.get("max_docs")), ("size", body.get("size"))):
+    for name, raw in (("max_docs", body.get("max_docs")), ("size", body.get("size")),
+                      ("size", call.params.str("size")), ("max_docs", call.params.str("max_docs"))):
         if raw is None:
             continue
         if isinstance(raw, bool):
@@ -252,7 +257,17 @@ async def by_query(call: Call, operation: str) -> Response:
     if operation == "delete" and "query" not in body and not call.params.has("q"):
         raise ActionRequestValidationError("query is missing")
     max_docs, conflicts = _by_query_limits(call, body)
-    check_active_shards(call)
+    try:
+        check_active_shards(call)
+    except UnavailableError as error:  # Reported like any other failure of a by-query operation.
+        cause = error.to_es()
+        cause.pop("root_cause", None)
+        done_key = "deleted" if operation == "delete" else "updated"
+        return call.json({"took": 0, "timed_out": False, "total": 0, done_key: 0, "batches": 0,
+                          "version_conflicts": 0, "noops": 0, "retries": {"bulk": 0, "search": 0},
+                          "throttled_millis": 0, "requests_per_second": -1.0, "throttled_until_millis": 0,
+                          "failures": [{"index": call.path["index"], "cause": cause, "status": error.status}]},
+                         error.status)
     search_body_json = {"query": body["query"]} if "query" in body else {}
     params = {k: v for k, v in params_dict(call).items() if k in ("q", "df", "default_operator", "analyzer",
                                                                    "lenient", "analyze_wildcard")}
@@ -262,14 +277,16 @@ async def by_query(call: Call, operation: str) -> Response:
     batch = call.params.int("scroll_size", 1000) or 1000
     if batch < 1:
         raise IllegalArgumentError("[scroll_size] must be positive")
+    rps = call.params.str("requests_per_second")
+    rate = float(rps) if rps is not None and float(rps) > 0 else None
     result = await call.session.by_query(call.path["index"], request, operation, conflicts=conflicts,
                                          max_docs=max_docs, refresh=call.params.refresh(), batch_size=batch,
-                                         **call.params.index_options())
+                                         requests_per_second=rate, **call.params.index_options())
     done_key = "deleted" if operation == "delete" else "updated"
     response = {"took": int((time.monotonic() - started) * 1000), "timed_out": False, "total": result["total"],
                 done_key: result["done"], "batches": result["batches"], "version_conflicts": result["conflicts"],
-                "noops": 0, "retries": {"bulk": 0, "search": 0}, "throttled_millis": 0, "requests_per_second": -1.0,
-                "throttled_until_millis": 0, "failures": result["failures"]}
+                "noops": 0, "retries": {"bulk": 0, "search": 0}, "throttled_millis": result["throttled_millis"],
+                "requests_per_second": rate or -1.0, "throttled_until_millis": 0, "failures": result["failures"]}
     if operation == "update":
         response["deleted"] = 0
     status = 409 if result["failures"] and any(f["status"] == 409 for f in result["failures"]) else 200
