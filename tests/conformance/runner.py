@@ -262,6 +262,14 @@ LEGACY = "legacy behaviour (old versions only)"
 OPENSEARCH_ONLY = "OpenSearch-only behaviour (Elasticsearch 8 differs)"
 BY_DESIGN = "stack traces (refused by design)"
 SKIP_CASES: dict[str, tuple[str, str]] = {
+    'search/400_max_score::Test max score with sorting on score firstly with concurrent segment search enabled': (
+        OPENSEARCH_ONLY, 'sets OpenSearch\'s index.search.concurrent_segment_search.mode'),
+    'msearch/30_error_traces::Returns a detailed error stack trace when requested': (
+        BY_DESIGN, 'stack traces in error responses are refused by design (they leak internals)'),
+    'search.aggregation/10_histogram::Deprecated _time order': (
+        LEGACY, 'the `_time` order key was removed in Elasticsearch 8 (use `_key`)'),
+    'search/400_max_score::Test max score with sorting on score firstly': (
+        OPENSEARCH_ONLY, "expects OpenSearch 3.2's constant score for a keyword term query (OpenSearch issue 18714); Elasticsearch scores it with BM25"),
     # skip.version "X - " means: run only on versions before X. We never skip for versions, but these
     # contradict the current-behaviour case next to them, so no server could pass both.
     "indices.put_mapping/10_basic::Put mappings with explicit _doc type bwc": (
@@ -330,26 +338,6 @@ _STORED_ROUTING = ("`stored_fields=_routing` is refused with 400 parsing_excepti
 # implemented API: case id → reason (expected vs actual). The server bugs to fix. Remove the entry
 # with the fix: a strict xfail that passes fails the run as a reminder.
 XFAIL: dict[str, str] = {
-    'msearch/30_error_traces::Returns a detailed error stack trace when requested': 'search issue, in progress: test step 5 (match) failed: field [responses.0.error.stack_trace] was expected to be of type String but is [NoneType]: null',
-    'search.aggregation/10_histogram::Deprecated _time order': 'search issue, in progress: test step 7 (do) failed: expected [2xx] status code but api [search] returned [400]',
-    'search.aggregation/10_histogram::date_histogram profiler': "search issue, in progress: test step 9 (match) failed: field [profile.shards.0.aggregations.0.type] didn't match the expected value",
-    'search.aggregation/10_histogram::date_histogram profiler shows filter rewrite info': "search issue, in progress: test step 9 (match) failed: field [profile.shards.0.aggregations.0.type] didn't match the expected value",
-    'search.aggregation/10_histogram::histogram profiler': "search issue, in progress: test step 15 (match) failed: field [profile.shards.0.aggregations.0.type] didn't match the expected value",
-    'search.aggregation/170_cardinality_metric::profiler double': 'search issue, in progress: test step 4 (gt) failed: field [profile.shards.0.aggregations.0.breakdown.initialize] is not comparable with [0]: null',
-    'search.aggregation/170_cardinality_metric::profiler int': 'search issue, in progress: test step 4 (gt) failed: field [profile.shards.0.aggregations.0.breakdown.initialize] is not comparable with [0]: null',
-    'search.aggregation/170_cardinality_metric::profiler string': 'search issue, in progress: test step 4 (gt) failed: field [profile.shards.0.aggregations.0.breakdown.initialize] is not comparable with [0]: null',
-    'search.aggregation/20_terms::Global ordinals are loaded with the global_ordinals execution hint': 'search issue, in progress: test step 8 (do) failed: expected [2xx] status code but api [indices.stats] returned [400]',
-    'search.aggregation/20_terms::Global ordinals are not loaded with the map execution hint': 'search issue, in progress: test step 8 (do) failed: expected [2xx] status code but api [indices.stats] returned [400]',
-    'search.aggregation/20_terms::Partitioned integer test': 'search issue, in progress: test step 5 (do) failed: expected [2xx] status code but api [search] returned [400]',
-    'search.aggregation/20_terms::Partitioned string test': 'search issue, in progress: test step 5 (do) failed: expected [2xx] status code but api [search] returned [400]',
-    'search.aggregation/20_terms::numeric profiler': "search issue, in progress: test step 5 (match) failed: field [profile.shards.0.aggregations.0.type] didn't match the expected value",
-    'search.aggregation/20_terms::string profiler via map': "search issue, in progress: test step 9 (match) failed: field [profile.shards.0.aggregations.0.type] didn't match the expected value",
-    'search.aggregation/40_range::Double range profiler shows filter rewrite info': "search issue, in progress: test step 18 (match) failed: field [profile.shards.0.aggregations.0.debug.optimized_segments] didn't match the expected value",
-    'search.aggregation/40_range::IP Range avg_bucket': 'search issue, in progress: test step 2 (do) failed: expected [2xx] status code but api [search] returned [400]',
-    "search.aggregation/50_filter::Filter aggs no lookup and ensure it's cached": 'search issue, in progress: test step 6 (do) failed: expected [2xx] status code but api [indices.stats] returned [400]',
-    "search.aggregation/50_filter::Filter aggs with terms lookup and ensure it's cached": 'search issue, in progress: test step 1 (do) failed: expected [2xx] status code but api [search] returned [400]',
-    'search/400_max_score::Test max score with sorting on score firstly': "search issue, in progress: test step 5 (match) failed: field [hits.max_score] didn't match the expected value",
-    'search/400_max_score::Test max score with sorting on score firstly with concurrent segment search enabled': 'search issue, in progress: test step 2 (do) failed: expected [2xx] status code but api [indices.put_settings] returned [400]',
 }
 
 
