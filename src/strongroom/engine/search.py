@@ -50,6 +50,7 @@ class SearchSpec:
     explain: bool = False
     track_scores: bool = False
     named_scores: bool = False  # include_named_queries_score
+    timeout: float | None = None  # seconds; shards not reached in time are left out (timed_out: true)
 
 
 @dataclass
@@ -172,12 +173,28 @@ def _total(spec: SearchSpec, exact: int | None) -> tuple[int | None, str]:
     return int(spec.track_total), "gte"
 
 
+class _Deadline:
+    """The request's `timeout`, checked between shards: tantivy cannot stop a shard's search midway."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._at = None if seconds is None else time.monotonic() + seconds
+        self.expired = False
+
+    def passed(self) -> bool:
+        if self._at is not None and time.monotonic() >= self._at:
+            self.expired = True
+        return self.expired
+
+
 def _by_score(targets: Sequence[Target], queries: Sequence[tantivy.Query], spec: SearchSpec) -> SearchResult:
     want = spec.offset + spec.size
     candidates: list[_Candidate] = []
     total = 0
     max_score: float | None = None
+    deadline = _Deadline(spec.timeout)
     for target, query in zip(targets, queries):
+        if deadline.passed():
+            break
         result = target.searcher.search(query, max(want, 1), count=True)
         total += result.count
         for rank, (score, address) in enumerate(result.hits):
@@ -187,14 +204,17 @@ def _by_score(targets: Sequence[Target], queries: Sequence[tantivy.Query], spec:
     page = candidates[spec.offset:want]
     hits = [_hit(c, spec, queries, with_sort=spec.sort is not None) for c in page]
     count, relation = _total(spec, total)
-    return SearchResult(count, relation, hits, max_score if spec.size > 0 else max_score, len(targets))
+    return SearchResult(count, relation, hits, max_score, len(targets), deadline.expired)
 
 
 def _by_candidates(targets: Sequence[Target], queries: Sequence[tantivy.Query], spec: SearchSpec) -> SearchResult:
     sort = spec.sort or [SortKey("_score", "desc")]
     needs_score = spec.track_scores or any(k.field == "_score" for k in sort) or spec.min_score is not None
     candidates: list[_Candidate] = []
+    deadline = _Deadline(spec.timeout)
     for target, query in zip(targets, queries):
+        if deadline.passed():
+            break
         count = target.searcher.search(query, 1, count=True).count
         if len(candidates) + count > MAX_SORT_CANDIDATES:
             raise RequestError(f"sorting more than [{MAX_SORT_CANDIDATES}] matching documents is not supported; "
@@ -219,7 +239,7 @@ def _by_candidates(targets: Sequence[Target], queries: Sequence[tantivy.Query], 
     max_score = max((c.score for c in candidates if c.score is not None), default=None) if needs_score else None
     hits = [_hit(c, spec, queries, with_sort=True) for c in page]
     count, relation = _total(spec, total)
-    return SearchResult(count, relation, hits, max_score, len(targets))
+    return SearchResult(count, relation, hits, max_score, len(targets), deadline.expired)
 
 
 def _after_values(targets: Sequence[Target], sort: list[SortKey], raw: list[Any]) -> list[Any]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine import plan as p
+from ..engine.index import parse_time_value
 from ..engine.search import DEFAULT_TRACK_TOTAL, SearchSpec, SortKey
 from ..errors import ActionRequestValidationError, IllegalArgumentError, RequestError
 from .dsl import QueryParsingError, parse_query
@@ -197,11 +198,16 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
     min_score = body.get("min_score")
     if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, (int, float))):
         raise QueryParsingError("[min_score] must be a number")
+    timeout_value = params.get("timeout", body.get("timeout"))
+    timeout = None
+    if timeout_value is not None:
+        timeout = parse_time_value(timeout_value, "timeout")
     spec = SearchSpec(query, post_filter, offset, size, sort, search_after, track,
                       float(min_score) if min_score is not None else None,
                       _bool(params.get("explain", body.get("explain", False)), "explain"),
                       _bool(params.get("track_scores", body.get("track_scores", False)), "track_scores"),
-                      _bool(params.get("include_named_queries_score", False), "include_named_queries_score"))
+                      _bool(params.get("include_named_queries_score", False), "include_named_queries_score"),
+                      timeout)
 
     source = source_filter_from_body(body["_source"]) if "_source" in body else SourceFilter()
     if any(k in params for k in ("_source", "_source_includes", "_source_excludes")):

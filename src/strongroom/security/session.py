@@ -281,7 +281,8 @@ class Session:
         if request.aggs:
             aggregations = run_aggregations(targets, request.spec.query, request.aggs, typed_keys=request.typed_keys)
         hits = self._visible(result.hits, request, indices)
-        return SearchOutcome(result.total, result.relation, result.max_score, hits, result.shards, aggregations)
+        return SearchOutcome(result.total, result.relation, result.max_score, hits, result.shards, aggregations,
+                             timed_out=result.timed_out)
 
     def _visible(self, raw: list[Any], request: SearchRequest, indices: list[Index]) -> list[VisibleHit]:
         by_name = {index.name: index for index in indices}
@@ -614,6 +615,7 @@ class SearchOutcome:
     shards: int
     aggregations: dict[str, Any] | None = None
     scroll_id: str | None = None
+    timed_out: bool = False
 
 
 @dataclass

@@ -57,7 +57,8 @@ def search_body(outcome: SearchOutcome, request: SearchRequest, took_ms: int) ->
     body: dict[str, Any] = {}
     if outcome.scroll_id is not None:
         body["_scroll_id"] = outcome.scroll_id
-    body.update({"took": took_ms, "timed_out": False, "_shards": shards_header(outcome.shards) | {"skipped": 0},
+    body.update({"took": took_ms, "timed_out": outcome.timed_out,
+                 "_shards": shards_header(outcome.shards) | {"skipped": 0},
                  "hits": render_hits(outcome, request)})
     if outcome.aggregations is not None:
         body["aggregations"] = outcome.aggregations
