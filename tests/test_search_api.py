@@ -130,3 +130,27 @@ def test_delete_and_update_by_query(es: elasticsearch.Elasticsearch, index_name:
     deleted = es.delete_by_query(index=index_name, query={"range": {"n": {"gte": 90}}}, refresh=True)
     assert deleted["deleted"] == 10
     assert es.count(index=index_name)["count"] == 90
+
+
+def test_point_in_time_pages_a_frozen_view(es: elasticsearch.Elasticsearch, index_name: str) -> None:
+    helpers.bulk(es, ({"_index": index_name, "_id": str(i), "_source": {"n": i}} for i in range(50)), refresh=True)
+    pit = es.open_point_in_time(index=index_name, keep_alive="1m")["id"]
+    es.index(index=index_name, id="late", document={"n": 999}, refresh=True)  # Not in the point in time.
+    es.delete(index=index_name, id="0", refresh=True)  # Still in the point in time.
+    seen: list[str] = []
+    after = None
+    while True:
+        body: dict = {"pit": {"id": pit, "keep_alive": "1m"}, "size": 7, "sort": [{"n": "asc"}]}
+        if after is not None:
+            body["search_after"] = after
+        response = es.search(**body)
+        assert response["pit_id"] == pit
+        page = response["hits"]["hits"]
+        if not page:
+            break
+        seen += [h["_id"] for h in page]
+        after = page[-1]["sort"]
+    assert seen == [str(i) for i in range(50)]
+    assert es.close_point_in_time(id=pit)["num_freed"] == 1
+    with pytest.raises(NotFoundError):
+        es.search(pit={"id": pit}, query={"match_all": {}})

@@ -77,6 +77,8 @@ def build_router() -> Router:
           params=search.SCROLL_PARAMS, body=True)
     r.add(["DELETE"], ["/_search/scroll", "/_search/scroll/{scroll_id}"], search.clear_scroll,
           params=search.SCROLL_PARAMS, body=True)
+    r.add(["POST"], ["/{index}/_pit"], search.open_pit, params=search.PIT_PARAMS)
+    r.add(["DELETE"], ["/_pit"], search.close_pit, body=True)
     r.add(["GET", "POST"], ["/_msearch", "/{index}/_msearch"], search.msearch, params=search.MSEARCH_PARAMS,
           body=True)
     r.add(["GET", "POST"], ["/{index}/_explain/{id}"], search.explain, params=search.EXPLAIN_PARAMS, body=True)

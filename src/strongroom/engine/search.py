@@ -266,8 +266,8 @@ def _sort_values(target: Target, query: tantivy.Query, candidates: list[_Candida
     for key in sort:
         if key.field == "_score":
             values: list[Any] = [c.score for c in candidates]
-        elif key.field in ("_doc", "_shard_doc"):
-            values = [target.order * (1 << 40) + c.rank for c in candidates]
+        elif key.field in ("_doc", "_shard_doc"):  # Stable within one point-in-time view: its address.
+            values = [(target.order << 48) | (c.address.segment_ord << 32) | c.address.doc for c in candidates]
         elif key.field == "_seq_no":
             values = target.searcher.fast_field_values("_seq_no", addresses)
         elif key.mode is not None:

@@ -17,13 +17,13 @@ from .highlight import HighlightSpec, parse_highlight
 from .source import SourceFilter, source_filter_from_body, source_filter_from_params
 
 MAX_RESULT_WINDOW_DEFAULT = 10_000
-BODY_KEYS = {"query", "from", "size", "sort", "_source", "track_total_hits", "track_scores", "search_after",
+BODY_KEYS = {"pit", "query", "from", "size", "sort", "_source", "track_total_hits", "track_scores", "search_after",
              "aggs", "aggregations", "post_filter", "highlight", "explain", "version", "seq_no_primary_term",
              "stored_fields", "docvalue_fields", "min_score", "timeout", "terminate_after", "profile", "stats",
              "fields"}
 UNSUPPORTED_BODY_KEYS = {"collapse": "field collapsing", "rescore": "rescoring", "suggest": "suggesters",
                          "script_fields": "script fields", "runtime_mappings": "runtime fields",
-                         "indices_boost": "indices_boost", "pit": "point in time", "knn": "kNN search",
+                         "indices_boost": "indices_boost", "knn": "kNN search",
                          "ext": "search extensions", "slice": "sliced scrolls", "rank": "ranking"}
 SEARCH_PARAMS = ("q", "df", "default_operator", "analyzer", "analyze_wildcard", "lenient", "from", "size", "sort",
                  "_source", "_source_includes", "_source_excludes", "track_total_hits", "track_scores", "explain",
@@ -49,6 +49,7 @@ class SearchRequest:
     total_as_int: bool = False
     typed_keys: bool = False
     scroll: str | None = None
+    pit: tuple[str, str | None] | None = None  # (id, keep_alive)
 
 
 def _int(value: Any, name: str) -> int:
@@ -178,6 +179,19 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
                                    f"the [index.max_result_window] index level setting.")
     sort_value = _sort_param(params["sort"]) if "sort" in params else body.get("sort")
     sort = parse_sort(sort_value)
+    pit = None
+    if body.get("pit") is not None:
+        spec_pit = body["pit"]
+        if not isinstance(spec_pit, dict) or not isinstance(spec_pit.get("id"), str):
+            raise QueryParsingError("[pit] requires an [id]")
+        keep = spec_pit.get("keep_alive")
+        if keep is not None and not isinstance(keep, str):
+            raise QueryParsingError("[pit] [keep_alive] must be a time value")
+        pit = (spec_pit["id"], keep)
+        # A point in time pages with search_after: the shard-and-document tie-breaker keeps the order total.
+        sort = (sort or [SortKey("_score", "desc")])
+        if not any(k.field in ("_shard_doc", "_doc") for k in sort):
+            sort = sort + [SortKey("_shard_doc", "asc")]
     search_after = body.get("search_after")
     if search_after is not None:
         if not isinstance(search_after, list) or not search_after:
@@ -234,4 +248,4 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
                          _bool(params.get("version", body.get("version", False)), "version"),
                          _bool(params.get("seq_no_primary_term", body.get("seq_no_primary_term", False)),
                                "seq_no_primary_term"), stored_fields, docvalue, fields,
-                         total_as_int, _bool(params.get("typed_keys", False), "typed_keys"), scroll)
+                         total_as_int, _bool(params.get("typed_keys", False), "typed_keys"), scroll, pit)

@@ -38,6 +38,7 @@ class ScrollContext:
     keep_alive: float
     expires_at: float
     lock: threading.Lock
+    kind: str = "scroll"  # or "pit": `cursor` then holds the shard targets of the point in time
 
 
 class ScrollRegistry:
@@ -51,7 +52,8 @@ class ScrollRegistry:
         for scroll_id in [k for k, c in self._contexts.items() if c.expires_at <= now]:
             del self._contexts[scroll_id]
 
-    def open(self, owner: str, cursor: Any, request: Any, indices: list[Any], keep_alive: float) -> str:
+    def open(self, owner: str, cursor: Any, request: Any, indices: list[Any], keep_alive: float,
+             kind: str = "scroll") -> str:
         check_keep_alive(keep_alive)
         with self._lock:
             self._expire()
@@ -65,14 +67,14 @@ class ScrollRegistry:
                                            "need.")
             scroll_id = base64.urlsafe_b64encode(os.urandom(24)).decode()
             self._contexts[scroll_id] = ScrollContext(owner, cursor, request, indices, keep_alive,
-                                                      self._clock() + keep_alive, threading.Lock())
+                                                      self._clock() + keep_alive, threading.Lock(), kind)
             return scroll_id
 
-    def get(self, owner: str, scroll_id: str, keep_alive: float | None) -> ScrollContext:
+    def get(self, owner: str, scroll_id: str, keep_alive: float | None, kind: str = "scroll") -> ScrollContext:
         with self._lock:
             self._expire()
             context = self._contexts.get(scroll_id)
-            if context is None or context.owner != owner:
+            if context is None or context.owner != owner or context.kind != kind:
                 raise SearchContextMissingError(scroll_id)
             if keep_alive is not None:
                 check_keep_alive(keep_alive)
@@ -80,19 +82,19 @@ class ScrollRegistry:
             context.expires_at = self._clock() + context.keep_alive
             return context
 
-    def clear(self, owner: str, scroll_ids: list[str] | None) -> tuple[bool, int]:
+    def clear(self, owner: str, scroll_ids: list[str] | None, kind: str = "scroll") -> tuple[bool, int]:
         """(all found, number freed); `None` clears every context of the owner."""
         with self._lock:
             self._expire()
             if scroll_ids is None:
-                doomed = [k for k, c in self._contexts.items() if c.owner == owner]
+                doomed = [k for k, c in self._contexts.items() if c.owner == owner and c.kind == kind]
                 for key in doomed:
                     del self._contexts[key]
                 return True, len(doomed)
             freed = 0
             for scroll_id in scroll_ids:
                 context = self._contexts.get(scroll_id)
-                if context is not None and context.owner == owner:
+                if context is not None and context.owner == owner and context.kind == kind:
                     del self._contexts[scroll_id]
                     freed += 1
             return freed == len(scroll_ids), freed

@@ -242,6 +242,8 @@ class Session:
 
     # -- search ------------------------------------------------------------------------------
     async def search(self, expression: str | None, request: SearchRequest, **options: Any) -> SearchOutcome:
+        if request.pit is not None:
+            return await self._search_pit(expression, request)
         indices = self._search_indices(expression, request, options)
         if request.scroll is not None:
             keep_alive = _keep_alive(request.scroll)
@@ -274,8 +276,36 @@ class Session:
                                        "setting.")
         return indices
 
-    def _search_now(self, indices: list[Index], request: SearchRequest) -> SearchOutcome:
-        targets = targets_for(indices)
+    async def open_point_in_time(self, expression: str, keep_alive: str, **options: Any) -> str:
+        """A point in time: the shards' current searchers, held for this principal's later searches."""
+        resolution = self._resolve(expression, actions.DOC_SEARCH, **options)
+        seconds = _keep_alive(keep_alive)
+        check_keep_alive(seconds)
+        indices = [self.__engine.index(name) for name in resolution.names]
+        return self.__scrolls.open(self.principal.name, targets_for(indices), None, indices, seconds, kind="pit")
+
+    def close_point_in_time(self, pit_id: str) -> tuple[bool, int]:
+        return self.__scrolls.clear(self.principal.name, [pit_id], kind="pit")
+
+    async def _search_pit(self, expression: str | None, request: SearchRequest) -> SearchOutcome:
+        if expression:
+            raise ActionRequestValidationError("[indices] cannot be used with point in time. Do not specify any "
+                                               "index with point in time.")
+        if request.scroll is not None:
+            raise ActionRequestValidationError("using [point in time] is not allowed in a scroll context")
+        assert request.pit is not None
+        pit_id, keep_alive = request.pit
+        context = self.__scrolls.get(self.principal.name, pit_id, _keep_alive(keep_alive) if keep_alive else None,
+                                     kind="pit")
+        for index in context.indices:  # Rights are checked on every use, not only when it opened.
+            self.__policy.authorize_index(self.principal, actions.DOC_SEARCH, index.name)
+        outcome = await _run(self._search_now, context.indices, request, context.cursor)
+        outcome.pit_id = pit_id
+        return outcome
+
+    def _search_now(self, indices: list[Index], request: SearchRequest, targets: list[Any] | None = None
+                    ) -> SearchOutcome:
+        targets = targets if targets is not None else targets_for(indices)
         result = run_search(targets, request.spec)
         aggregations = None
         if request.aggs:
@@ -616,6 +646,7 @@ class SearchOutcome:
     aggregations: dict[str, Any] | None = None
     scroll_id: str | None = None
     timed_out: bool = False
+    pit_id: str | None = None
 
 
 @dataclass

@@ -62,6 +62,8 @@ def search_body(outcome: SearchOutcome, request: SearchRequest, took_ms: int) ->
                  "hits": render_hits(outcome, request)})
     if outcome.aggregations is not None:
         body["aggregations"] = outcome.aggregations
+    if outcome.pit_id is not None:
+        body["pit_id"] = outcome.pit_id
     return body
 
 
@@ -302,7 +304,25 @@ async def update_by_query(call: Call) -> Response:
     return await by_query(call, "update")
 
 
+async def open_pit(call: Call) -> Response:
+    keep_alive = call.params.str("keep_alive")
+    if keep_alive is None:
+        raise ActionRequestValidationError("[keep_alive] is required")
+    pit_id = await call.session.open_point_in_time(call.path["index"], keep_alive, **call.params.index_options())
+    return call.json({"id": pit_id})
+
+
+async def close_pit(call: Call) -> Response:
+    body = call.json_body(required=True)
+    pit_id = body.get("id")
+    if not isinstance(pit_id, str):
+        raise ActionRequestValidationError("point in time id is missing")
+    found, freed = call.session.close_point_in_time(pit_id)
+    return call.json({"succeeded": True, "num_freed": freed}, 200 if found else 404)
+
+
 SEARCH_ROUTE_PARAMS = SEARCH_PARAMS
+PIT_PARAMS = ("keep_alive", "preference", "ignore_unavailable", "expand_wildcards")
 SCROLL_PARAMS = ("scroll", "scroll_id", "rest_total_hits_as_int")
 MSEARCH_PARAMS = ("search_type", "max_concurrent_searches", "typed_keys", "pre_filter_shard_size",
                   "max_concurrent_shard_requests", "rest_total_hits_as_int", "ccs_minimize_roundtrips")
