@@ -29,7 +29,8 @@ from .engine.fsutil import atomic_write, make_dirs
 from .engine.node import Engine, EngineStartError
 from .security.gate import Gate
 from .security.throttle import LoginThrottle
-from .security.users import BOOTSTRAP_USER, PasswordPolicyError, UserStore
+from .security.passwords import PasswordPolicyError
+from .security.users import BOOTSTRAP_USER, SecurityStore
 
 log = logging.getLogger("strongroom")
 
@@ -118,7 +119,7 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
             raise StartupError(str(exc)) from None
     lock_fd = _lock_data_dir(data_dir)
     try:
-        users = UserStore(data_dir)
+        users = SecurityStore(data_dir)
         generated = None
         if not users.initialized:
             try:

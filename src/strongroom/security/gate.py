@@ -25,7 +25,8 @@ from .policy import Policy, RolePolicy
 from .scroll import ScrollRegistry
 from .session import Session
 from .throttle import LoginThrottle
-from .users import Principal, UserStore
+from .roles import parse_role
+from .users import Principal, SecurityStore
 
 CACHE_TTL_SECONDS = 20 * 60.0  # Elasticsearch's realm cache default.
 CACHE_MAX_ENTRIES = 10_000
@@ -33,12 +34,12 @@ MAX_CREDENTIAL_BYTES = 4096
 
 
 class Gate:
-    def __init__(self, engine: Engine, users: UserStore, *, policy: Policy | None = None,
+    def __init__(self, engine: Engine, users: SecurityStore, *, policy: Policy | None = None,
                  throttle: LoginThrottle | None = None, clock: Callable[[], float] = time.monotonic,
                  cluster_info: dict[str, str] | None = None, hash_concurrency: int = 2) -> None:
         self.__engine = engine
         self._users = users
-        self._policy = policy or RolePolicy()
+        self._policy = policy or RolePolicy(users.role)
         self._throttle = throttle or LoginThrottle(clock=clock)
         self._clock = clock
         self._cluster_info = cluster_info or {}
@@ -48,6 +49,7 @@ class Gate:
         # argon2id costs 64 MiB per verification: bound how many run at once.
         self._hashing = asyncio.Semaphore(hash_concurrency)
         self._scrolls = ScrollRegistry(clock)
+        self._key_roles: dict[str, tuple] = {}
 
     async def open_session(self, authorization: str | None, address: str, path: str) -> Session:
         principal = await self.authenticate(authorization, address, path)
@@ -66,8 +68,9 @@ class Gate:
         if len(authorization) > MAX_CREDENTIAL_BYTES:
             raise AuthenticationError("unable to authenticate: credentials too long")
         scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "apikey":
+            return self._api_key(value.strip(), path)
         if scheme.lower() != "basic":
-            # API keys and tokens arrive with the authorization issue; until then they are refused.
             raise AuthenticationError(f"unable to authenticate with the [{scheme}] scheme for REST request [{path}]")
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
@@ -94,6 +97,32 @@ class Gate:
         principal = Principal(record.name, tuple(record.roles))
         self._remember(user, password, principal)
         return principal
+
+    def _api_key(self, value: str, path: str) -> Principal:
+        """`ApiKey base64(id:secret)`. Verified at every request (a salted SHA-256 of a 192-bit secret is
+        cheap), so an invalidated or expired key stops working at the next request."""
+        refused = AuthenticationError(f"unable to authenticate with provided credentials and anonymous access "
+                                      f"is not allowed for this request [{path}]")
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise refused from None
+        key_id, sep, secret = decoded.partition(":")
+        if not sep or not key_id or not secret:
+            raise refused
+        record = self._users.verify_api_key(key_id, secret, now_ms=int(time.time() * 1000))
+        if record is None:
+            raise refused
+        owner = self._users.get_user(record.owner)
+        if owner is None:
+            raise refused
+        cached = self._key_roles.get(record.id)
+        if cached is None:
+            cached = tuple(parse_role(name, body, for_api_key=True) for name, body in record.role_descriptors.items())
+            self._key_roles[record.id] = cached  # descriptors never change after creation
+        key_roles = cached
+        return Principal(owner.name, tuple(owner.roles), auth="api_key", api_key_id=record.id,
+                         api_key_name=record.name, key_roles=key_roles or None)
 
     def _digest(self, user: str, password: str) -> bytes:
         return hmac.new(self._cache_key, f"{user}\x00{password}".encode(), hashlib.sha256).digest()

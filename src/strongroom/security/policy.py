@@ -1,22 +1,33 @@
-"""Authorization: which principal may perform which action on which index.
+"""Authorization: which principal may perform which action on which index, and what it may see.
 
-Every session method asks the policy before it touches the engine. Today the only role is the
-built-in superuser; user-defined roles (index, field and document security, masks) slot in here
-by implementing the same two methods, without any change to routes or sessions.
+Every session method asks the policy before it touches the engine. Deny by default: an action is
+allowed only when some role (`roles.py`) grants it. What a read may see of an index is an
+`IndexGrant`: per role that grants reading, that role's document query, field rule and masks.
+Several roles combine like Elasticsearch's (a union of grants), with one refinement: a field is
+shown, or shown unmasked, on a document only when a role that shows it (unmasked) also matches
+that document with its own query. An API key is limited by its owner: its grant is the
+intersection of the key's descriptors and the owner's roles, evaluated at every request.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import AuthorizationError
-from .users import Principal
+
+if TYPE_CHECKING:
+    from .roles import FieldRule, Role
+    from .users import Principal
 
 # Action names follow Elasticsearch's, so audit trails and role definitions read the same.
 CLUSTER_MONITOR = "cluster:monitor/main"
 CLUSTER_HEALTH = "cluster:monitor/health"
 CLUSTER_STATE = "cluster:monitor/state"
+DOCTOR = "cluster:monitor/strongroom/doctor"
+SECURITY_ADMIN = "cluster:admin/xpack/security/*"
+API_KEY_OWN = "cluster:admin/xpack/security/api_key/own"
+API_KEY_ANY = "cluster:admin/xpack/security/api_key/any"
 INDEX_CREATE = "indices:admin/create"
 INDEX_AUTO_CREATE = "indices:admin/auto_create"
 INDEX_DELETE = "indices:admin/delete"
@@ -29,6 +40,7 @@ SETTINGS_UPDATE = "indices:admin/settings/update"
 INDEX_REFRESH = "indices:admin/refresh"
 INDEX_STATS = "indices:monitor/stats"
 DOC_INDEX = "indices:data/write/index"
+DOC_CREATE = "indices:data/write/index[create]"
 DOC_DELETE = "indices:data/write/delete"
 DOC_UPDATE = "indices:data/write/update"
 DOC_BULK = "indices:data/write/bulk"
@@ -37,30 +49,93 @@ DOC_MGET = "indices:data/read/mget"
 DOC_COUNT = "indices:data/read/count"
 DOC_SEARCH = "indices:data/read/search"
 INDEX_ANALYZE = "indices:admin/analyze"
+READ_ACTIONS = frozenset({DOC_GET, DOC_MGET, DOC_COUNT, DOC_SEARCH})
+
+
+@dataclass(frozen=True)
+class RoleView:
+    """What one role lets the principal see of one index."""
+
+    query: dict[str, Any] | None  # document query (DSL); None: every document
+    fields: "FieldRule"
+    masks: tuple[tuple[str, str], ...]
+    searchable_masked: bool
+    require_purpose: bool
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.query is None and self.fields.unrestricted and not self.masks
+
+    def mask_of(self, path: str) -> str | None:
+        for pattern, kind in self.masks:
+            if path == pattern or path.startswith(pattern + "."):
+                return kind
+        return None
 
 
 @dataclass(frozen=True)
 class IndexGrant:
-    """What a principal may see of one index. Unrestricted for the superuser; later issues add
-    a document filter, field rules and masks here, applied by the session to every output."""
+    """What a principal may see of one index: layers that must all allow (an API key and its owner),
+    each a union of role views. Empty `layers` means unrestricted (the superuser)."""
 
     index: str
-    unrestricted: bool = True
+    layers: tuple[tuple[RoleView, ...], ...] = ()
+
+    @property
+    def unrestricted(self) -> bool:
+        return all(any(view.unrestricted for view in layer) for layer in self.layers)
+
+    @property
+    def require_purpose(self) -> bool:
+        return any(view.require_purpose for layer in self.layers for view in layer)
 
 
 class Policy(Protocol):
-    def authorize_cluster(self, principal: Principal, action: str) -> None: ...
-    def authorize_index(self, principal: Principal, action: str, index: str) -> IndexGrant: ...
+    def authorize_cluster(self, principal: "Principal", action: str) -> None: ...
+    def authorize_index(self, principal: "Principal", action: str, index: str) -> IndexGrant: ...
+    def may_index(self, principal: "Principal", action: str, index: str) -> bool: ...
 
 
 class RolePolicy:
-    """Deny by default; the superuser role grants everything."""
+    """Deny by default; roles come from the security store, evaluated at every request."""
 
-    def authorize_cluster(self, principal: Principal, action: str) -> None:
-        if not principal.is_superuser:
-            raise AuthorizationError(action, principal.name)
+    def __init__(self, roles_of: Any = None) -> None:
+        # `roles_of(name) -> Role | None`; None: only the built-in superuser role exists.
+        self._roles_of = roles_of
 
-    def authorize_index(self, principal: Principal, action: str, index: str) -> IndexGrant:
-        if not principal.is_superuser:
-            raise AuthorizationError(action, principal.name, index)
-        return IndexGrant(index)
+    def _layers(self, principal: "Principal") -> list[list["Role"]]:
+        from .roles import SUPERUSER
+        owner = []
+        for name in principal.roles:
+            role = SUPERUSER if name == "superuser" else (self._roles_of(name) if self._roles_of else None)
+            if role is not None:
+                owner.append(role)
+        layers = [owner]
+        if principal.key_roles:
+            layers.append(list(principal.key_roles))
+        return layers
+
+    def authorize_cluster(self, principal: "Principal", action: str) -> None:
+        for layer in self._layers(principal):
+            if not any(role.allows_cluster(action) or (action == SECURITY_ADMIN and role.allows_cluster(action))
+                       for role in layer):
+                raise AuthorizationError(action, principal.name)
+
+    def may_index(self, principal: "Principal", action: str, index: str) -> bool:
+        return all(any(entry.covers(index) and entry.allows(action) for role in layer for entry in role.indices)
+                   for layer in self._layers(principal))
+
+    def authorize_index(self, principal: "Principal", action: str, index: str) -> IndexGrant:
+        layers = self._layers(principal)
+        grant_layers = []
+        for layer in layers:
+            entries = [e for role in layer for e in role.indices if e.covers(index) and e.allows(action)]
+            if not entries:
+                raise AuthorizationError(action, principal.name, index)
+            if action not in READ_ACTIONS:
+                continue
+            views = tuple(RoleView(e.query, e.fields, e.masks, e.searchable_masked, e.require_purpose)
+                          for e in entries)
+            grant_layers.append(views)
+        grant = IndexGrant(index, tuple(grant_layers))
+        return IndexGrant(index) if grant.unrestricted and not grant.require_purpose else grant
