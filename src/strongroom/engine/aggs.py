@@ -354,7 +354,7 @@ def _eval(node: AggNode, scope: Scope, ctx: _Ctx) -> tuple[str, dict[str, Any]]:
         return "missing", _single_bucket(node, _narrow(scope, lambda t: _missing_restriction(t, node.field, ctx)),
                                          ctx)
     if isinstance(node, GlobalAgg):
-        every = [_Part(p.target, p.target.shard.exclude_checkpoint(tantivy.Query.all_query())) for p in scope]
+        every = [_Part(p.target, p.target.everything()) for p in scope]
         return "global", _single_bucket(node, every, ctx)
     if isinstance(node, FiltersAgg):
         return "filters", _filters(node, scope, ctx)
@@ -795,7 +795,7 @@ def _narrow(scope: Scope, restrict: Callable[[Target], Any]) -> Scope:
 
 
 def _compile(target: Target, node: Node, ctx: _Ctx) -> tantivy.Query:
-    return target.compiler(ctx.now).compile(node)
+    return target.compile(node, ctx.now)
 
 
 def _not(query: tantivy.Query) -> tantivy.Query:
@@ -1121,6 +1121,9 @@ def _run_tantivy(part: _Part, request: dict[str, Any]) -> dict[str, Any]:
     except ValueError as exc:
         if "bucket limit" in str(exc):
             raise _BucketLimit() from exc
+        if "Invalid regex" in str(exc):  # a terms aggregation's include/exclude pattern
+            raise IllegalArgumentError("invalid regular expression in the [include] or [exclude] of a terms "
+                                       "aggregation") from exc
         raise
 
 
@@ -1604,7 +1607,7 @@ def _add_zero_terms(node: TermsAgg, multi: _Multi, scope: Scope, ctx: _Ctx) -> N
         info = _field(part.target, node.field)
         if info is None:
             continue
-        every = part.target.shard.exclude_checkpoint(tantivy.Query.all_query())
+        every = part.target.everything()
         request = _terms_request(TermsAgg(node.field, include=node.include, exclude=node.exclude), info, {}, {},
                                  ctx)
         request["terms"]["size"] = _TANTIVY_CAP
@@ -2172,16 +2175,25 @@ def _top_hits(node: TopHitsAgg, scope: Scope, ctx: _Ctx) -> dict[str, Any]:
     scores_shown = by_score or node.track_scores or any(k.field == "_score" for k in node.sort or ())
     max_score = max((h.score for h in hits if h.score is not None), default=None) if scores_shown else None
     rendered = []
+    sources: dict[int, list[tuple[dict[str, Any], Any]]] = {}  # per target: (entry, parsed source)
     for hit in page:
         doc = hit.part.target.searcher.doc(hit.address)
         entry: dict[str, Any] = {"_index": hit.part.target.index.name, "_id": doc.get_first("_id"),
                                  "_score": hit.score if scores_shown else None}
         if node.source is not False:
-            source = orjson.loads(doc.get_first("_source"))
-            entry["_source"] = node.source(source) if callable(node.source) else source
+            sources.setdefault(id(hit.part.target), []).append((entry, orjson.loads(doc.get_first("_source"))))
+            entry["_source"] = None
         if not by_score:
             entry["sort"] = [_render_sort_value(v) for v in hit.values]
         rendered.append(entry)
+    targets = {id(part.target): part.target for part in scope}
+    for key, items in sources.items():
+        reveal = targets[key].reveal
+        parsed = [source for _, source in items]
+        if reveal is not None:
+            parsed = reveal(targets[key], [entry["_id"] for entry, _ in items], parsed)
+        for (entry, _), source in zip(items, parsed):
+            entry["_source"] = node.source(source) if callable(node.source) else source
     return {"hits": {"total": {"value": total, "relation": "eq"}, "max_score": max_score, "hits": rendered}}
 
 
@@ -2253,6 +2265,9 @@ def _civil(days: int) -> tuple[int, int, int]:
     return date.year, date.month, date.day
 
 
+_OUT_OF_RANGE = "date_histogram: a date, bound or offset lies outside the supported range [0001-01-01, 9999-12-31]"
+
+
 class _Rounding:
     """Elasticsearch's date rounding for one interval, time zone and offset.
 
@@ -2284,12 +2299,18 @@ class _Rounding:
         if fixed_offset is None:
             self.min_width = max(1, self.min_width - 3_600_000) if self.min_width > 3_600_000 else self.min_width
 
-    # public: with the offset applied
+    # public: with the offset applied; dates beyond what the calendar holds (years 1 to 9999) are a 400
     def round(self, utc: int) -> int:
-        return self._round(utc - self.offset) + self.offset
+        try:
+            return self._round(utc - self.offset) + self.offset
+        except (ValueError, OverflowError):
+            raise IllegalArgumentError(_OUT_OF_RANGE) from None
 
     def next(self, key: int) -> int:
-        return self._next(key - self.offset) + self.offset
+        try:
+            return self._next(key - self.offset) + self.offset
+        except (ValueError, OverflowError):
+            raise IllegalArgumentError(_OUT_OF_RANGE) from None
 
     def boundaries(self, low: int, high: int, ctx: _Ctx) -> list[int]:
         """Bucket starts from the one holding `low` through the one holding `high - 1`, then the end."""

@@ -429,7 +429,7 @@ def _zone(name: str | None) -> dt.tzinfo | None:
         return dt.timezone.utc
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata directory, an overlong name
         raise RequestError(f"Unknown time-zone ID: {name}") from None
 
 
@@ -602,6 +602,12 @@ class Compiler:
                                       f"[{path}]") from None
             return tantivy.Query.range_query(self.schema, slot.name, tantivy.FieldType.IpAddr,
                                              str(network.network_address), str(network.broadcast_address))
+        if field_type.type in ("date", "date_nanos") and isinstance(value, str):
+            # Elasticsearch's date termQuery is a range from the value rounded down to the value rounded up:
+            # "2023-01-01" matches the whole day.
+            return self._range(Range(path, gte=value, lte=value))
+        if _fractional_for_integer(field_type, value):
+            return tantivy.Query.empty_query()  # a long never equals 18.5 (Elasticsearch: match_none)
         converted = self._value(field_type, value)
         if converted is None:  # keyword longer than ignore_above: it was never indexed.
             return tantivy.Query.empty_query()
@@ -618,7 +624,11 @@ class Compiler:
         if resolved is None or not values:
             return tantivy.Query.empty_query()
         field_type, slot = resolved
-        converted = [c for c in (self._value(field_type, v, "terms") for v in values) if c is not None]
+        if field_type.type in ("date", "date_nanos") and any(isinstance(v, str) for v in values):
+            spans = [self._term(Term(path, v)) for v in values]
+            return tantivy.Query.boolean_query([(Occur.Should, q) for q in spans])
+        converted = [c for c in (self._value(field_type, v, "terms") for v in values
+                                 if not _fractional_for_integer(field_type, v)) if c is not None]
         if not converted:
             return tantivy.Query.empty_query()
         return tantivy.Query.term_set_query(self.schema, slot.name, converted)
@@ -850,7 +860,7 @@ class Compiler:
             return tantivy.Query.empty_query()
         queries = [self._term_or_fuzzy(slot, term, node.fuzziness, node.prefix_length, node.transpositions)
                    for term in terms[:-1]]
-        queries.append(tantivy.Query.regex_query(self.schema, slot.name, rust_escape(terms[-1]) + ".*"))
+        queries.append(tantivy.Query.regex_query(self.schema, slot.name, rust_escape(_text(terms[-1])) + ".*"))
         if len(queries) == 1:
             return queries[0]
         if node.operator.lower() == "and":
@@ -920,6 +930,20 @@ class Compiler:
         if slot.kind not in ("text", "keyword"):
             return self.compile(Term(node.field, node.value))
         return self._term_or_fuzzy(slot, _text(node.value), node.fuzziness, node.prefix_length, node.transpositions)
+
+
+_INTEGER_TYPES = frozenset({"long", "integer", "short", "byte", "unsigned_long"})
+
+
+def _fractional_for_integer(field_type: FieldType, value: Any) -> bool:
+    """A term with a decimal part on an integer field: it can never match."""
+    if field_type.type not in _INTEGER_TYPES or isinstance(value, bool):
+        return False
+    try:
+        number = float(value) if isinstance(value, (int, float, str)) else None
+    except ValueError:
+        return False
+    return number is not None and math.isfinite(number) and not number.is_integer()
 
 
 def _text(value: Any) -> str:

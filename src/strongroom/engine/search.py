@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from ..errors import RequestError
 from ..jsonio import extract_values
 from .index import Index
 from .mapping import INTEGER_RANGES
-from .plan import Bool, Compiler, Node, named_queries
+from .plan import Bool, Compiler, Ids, Node, named_queries
 from .shard import Shard, StoredDoc
 
 MAX_SORT_CANDIDATES = 1_000_000  # matches a field-sorted search may rank (per request)
@@ -76,25 +76,81 @@ class SearchResult:
 
 @dataclass
 class Target:
-    """One shard of one index, with the searcher (a point-in-time view) used for the whole request."""
+    """One shard of one index, with the searcher (a point-in-time view) used for the whole request.
+
+    `restriction`, when set, limits every query on this target to the documents it matches: they
+    are the only documents that exist for the request (totals, aggregations, ids). `transform`, when
+    set, rewrites each query node before it is compiled for this target. The engine applies both and
+    does not know why they were set (the security layer sets them)."""
 
     index: Index
     shard: Shard
     searcher: tantivy.Searcher
     order: int  # position in the request's list of shards: the last tie-breaker
+    restriction: Node | None = None
+    transform: Callable[[Node], Node] | None = None
+    # `reveal(target, ids, sources) -> sources`: what the caller may see of documents the engine itself
+    # renders (top_hits); the search api filters its own hits.
+    reveal: Callable[[Any, list[str], list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+    _restricted: tantivy.Query | None = field(default=None, repr=False)
 
     def compiler(self, now_millis: int) -> Compiler:
         compiler = self.index.compiler(self.shard, self.searcher)
         compiler.now_millis = now_millis
         return compiler
 
+    def prepare(self, node: Node) -> Node:
+        return self.transform(node) if self.transform is not None else node
 
-def targets_for(indices: Sequence[Index]) -> list[Target]:
+    def compile(self, node: Node, now_millis: int) -> tantivy.Query:
+        """A query node (transformed) compiled for this shard, not yet scoped."""
+        return self.compiler(now_millis).compile(self.prepare(node))
+
+    def scoped(self, query: tantivy.Query) -> tantivy.Query:
+        """`query` limited to the documents that exist for this request."""
+        query = self.shard.exclude_checkpoint(query)
+        if self.restriction is None:
+            return query
+        if self._restricted is None:
+            self._restricted = self.compiler(int(time.time() * 1000)).compile(self.restriction)
+        return tantivy.Query.boolean_query([
+            (tantivy.Occur.Must, query), (tantivy.Occur.Must, tantivy.Query.const_score_query(self._restricted, 0.0))])
+
+    def everything(self) -> tantivy.Query:
+        return self.scoped(tantivy.Query.all_query())
+
+
+def targets_for(indices: Sequence[Index], *, restrictions: dict[str, Node | None] | None = None,
+                transforms: dict[str, Callable[[Node], Node] | None] | None = None,
+                reveals: dict[str, Any] | None = None) -> list[Target]:
     out = []
     for index in indices:
+        restriction = (restrictions or {}).get(index.name)
+        transform = (transforms or {}).get(index.name)
+        reveal = (reveals or {}).get(index.name)
         for shard in index.shards:
-            out.append(Target(index, shard, shard.searcher, len(out)))
+            out.append(Target(index, shard, shard.searcher, len(out), restriction, transform, reveal))
     return out
+
+
+def count_matches(targets: Sequence[Target], node: Node, *, now_millis: int | None = None) -> int:
+    now = now_millis if now_millis is not None else int(time.time() * 1000)
+    return sum(t.searcher.search(compile_for(t, node, None, now), 1, count=True).count for t in targets)
+
+
+def matching_ids(targets: Sequence[Target], node: Node, ids: Sequence[str], *, now_millis: int | None = None
+                 ) -> set[str]:
+    """Which of `ids` match `node` on these shards (searchable documents only; restrictions ignored)."""
+    if not ids:
+        return set()
+    now = now_millis if now_millis is not None else int(time.time() * 1000)
+    found: set[str] = set()
+    for target in targets:
+        query = target.shard.exclude_checkpoint(
+            target.compiler(now).compile(Bool(filter=(Ids(tuple(ids)), node))))
+        for _score, address in target.searcher.search(query, len(ids), count=False).hits:
+            found.add(target.searcher.doc(address).get_first("_id"))
+    return found
 
 
 @dataclass
@@ -107,9 +163,8 @@ class _Candidate:
 
 
 def compile_for(target: Target, node: Node, post_filter: Node | None, now_millis: int) -> tantivy.Query:
-    compiler = target.compiler(now_millis)
-    query = compiler.compile(Bool(must=(node,), filter=(post_filter,)) if post_filter is not None else node)
-    return target.shard.exclude_checkpoint(query)
+    query = target.compile(Bool(must=(node,), filter=(post_filter,)) if post_filter is not None else node, now_millis)
+    return target.scoped(query)
 
 
 def run_search(targets: Sequence[Target], spec: SearchSpec, *, now_millis: int | None = None) -> SearchResult:
@@ -449,7 +504,7 @@ def _matched_queries(target: Target, spec: SearchSpec, doc_id: str) -> list[str]
     the_doc = tantivy.Query.term_query(target.shard.schema, "_id", doc_id)
     scores: dict[str, float] = {}
     for node in named:
-        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, compiler.compile(node.query)),
+        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, compiler.compile(target.prepare(node.query))),
                                              (tantivy.Occur.Must, tantivy.Query.const_score_query(the_doc, 0.0))])
         hits = target.searcher.search(query, 1).hits
         if hits and node.name not in scores:
@@ -485,6 +540,7 @@ class Cursor:
                  limit: int = MAX_SORT_CANDIDATES) -> None:
         now = now_millis if now_millis is not None else int(time.time() * 1000)
         self._spec = spec
+        self.targets = list(targets)
         self._queries = [compile_for(t, spec.query, spec.post_filter, now) for t in targets]
         sort = spec.sort or [SortKey("_score", "desc")]
         candidates: list[_Candidate] = []
@@ -537,7 +593,8 @@ def explain(targets: Sequence[Target], node: Node, doc_id: str, *, now_millis: i
     now = now_millis if now_millis is not None else int(time.time() * 1000)
     for target in targets:
         searcher = target.searcher
-        found = searcher.search(tantivy.Query.term_query(target.shard.schema, "_id", doc_id), 1, count=False).hits
+        found = searcher.search(target.scoped(tantivy.Query.term_query(target.shard.schema, "_id", doc_id)), 1,
+                                count=False).hits
         if not found:
             continue
         address = found[0][1]

@@ -7,6 +7,7 @@ depth) are checked before anything reaches the engine.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -134,7 +135,7 @@ def _fuzziness(value: Any, kind: str) -> str | int | None:
         number = float(text)
     except ValueError:
         raise QueryParsingError(f"[{kind}] failed to parse [fuzziness] value [{value}]") from None
-    if number < 0 or number != int(number):
+    if not math.isfinite(number) or number < 0 or number != int(number):
         raise QueryParsingError(f"[{kind}] [fuzziness] must be AUTO, 0, 1 or 2")
     return min(int(number), p.MAX_FUZZY_DISTANCE)
 
@@ -306,7 +307,8 @@ def _range(spec: Any, depth: int, budget: _Budget) -> p.Node:
         raise QueryParsingError(f"[range] query malformed, no start_object after field name [{name}]")
     _check_keys(bounds, {"gte", "gt", "lte", "lt", "format", "time_zone", "relation", "from", "to",
                          "include_lower", "include_upper"}, "range")
-    if bounds.get("relation", "intersects").lower() not in ("intersects", "within", "contains"):
+    relation = bounds.get("relation", "intersects")
+    if not isinstance(relation, str) or relation.lower() not in ("intersects", "within", "contains"):
         raise QueryParsingError(f"[range] query does not support relation [{bounds['relation']}]")
     gte, gt, lte, lt = bounds.get("gte"), bounds.get("gt"), bounds.get("lte"), bounds.get("lt")
     if "from" in bounds and bounds["from"] is not None:

@@ -70,6 +70,14 @@ def parse_highlight(body: dict[str, Any]) -> HighlightSpec:
     return HighlightSpec({name: _field_spec(options or {}, defaults) for name, options in items})
 
 
+def _tags(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        raise RequestError(f"[highlight] [{key}] must be an array of strings")
+    return tuple(value)
+
+
 def _field_spec(body: dict[str, Any], base: FieldSpec) -> FieldSpec:
     if not isinstance(body, dict):
         raise RequestError("[highlight] field options must be an object")
@@ -78,9 +86,9 @@ def _field_spec(body: dict[str, Any], base: FieldSpec) -> FieldSpec:
         tags_pre = tuple(f'<em class="hlt{i}">' for i in range(1, 11))
         tags_post = ("</em>",)
     if "pre_tags" in body:
-        tags_pre = tuple(body["pre_tags"])
+        tags_pre = _tags(body["pre_tags"], "pre_tags")
     if "post_tags" in body:
-        tags_post = tuple(body["post_tags"])
+        tags_post = _tags(body["post_tags"], "post_tags")
     offset = body.get("max_analyzed_offset", body.get("max_analyzer_offset", base.max_analyzed_offset))
     kind = str(body.get("type", base.type))
     if kind not in ("unified", "plain", "fvh"):

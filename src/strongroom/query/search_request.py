@@ -230,7 +230,12 @@ def parse_search_request(body: dict[str, Any] | None, params: dict[str, str], *,
     stored = body.get("stored_fields", params.get("stored_fields"))
     stored_fields = None
     if stored is not None:
-        stored_fields = tuple(s.strip() for s in stored.split(",")) if isinstance(stored, str) else tuple(stored)
+        if isinstance(stored, str):
+            stored_fields = tuple(s.strip() for s in stored.split(","))
+        elif isinstance(stored, list) and all(isinstance(s, str) for s in stored):
+            stored_fields = tuple(stored)
+        else:
+            raise QueryParsingError("[stored_fields] must be a field name or an array of field names")
         explicit_source = "_source" in body or any(k in params for k in ("_source", "_source_includes",
                                                                          "_source_excludes"))
         if stored_fields == ("_none_",) or ("_source" not in stored_fields and not explicit_source):
