@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import itertools
 import logging
@@ -150,6 +151,371 @@ def demo(count: int, seed: int, url: str, config_dir: Path | None, ca_certs: Pat
     finally:
         client.close()
     click.echo(f"Loaded {count} demo residents into index [{RESIDENTS_INDEX}].")
+
+
+# -- doctor ------------------------------------------------------------------------------------
+class _DoctorFailed(click.ClickException):
+    exit_code = 2  # 0 ok, 1 warn, 2 fail: a deployment that cannot even be read is a failing one
+
+
+DOCTOR_EXIT = {"ok": 0, "warn": 1, "fail": 2}
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="The server's data directory.")
+@click.option("--config-dir", type=click.Path(path_type=Path), required=True,
+              help="The server's config directory (strongroom.toml, certificates).")
+@click.option("--host", default=None, help="The address given to `serve --host`, if any (default: strongroom.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (the shape of GET /_strongroom/doctor).")
+def doctor(data_dir: Path, config_dir: Path, host: str | None, as_json: bool) -> None:
+    """Check a deployment for the mistakes behind the big Elasticsearch leaks.
+
+    Runs offline on the files the server reads, changes nothing, and works whether or not the
+    server is running. Exit code: 0 all ok, 1 some warning, 2 some failure.
+
+    Example:  strongroom doctor --data-dir ./data --config-dir ./config
+    """
+    import datetime as dt
+
+    from .doctor import Deployment
+    from .security.users import SecurityStore
+
+    try:
+        settings = load_settings(config_dir, {"server.host": host})
+    except SettingsError as exc:
+        raise _DoctorFailed(f"Error reading the settings: {exc}") from None
+    store, problem = None, None
+    try:
+        if (data_dir / "security").exists():
+            store = SecurityStore(data_dir)
+    except Exception as exc:  # noqa: BLE001 - an unreadable store is a finding, not a crash
+        problem = type(exc).__name__
+    report = Deployment(data_dir, config_dir, settings, store, store_problem=problem).report(
+        dt.datetime.now(dt.timezone.utc))
+    if as_json:
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(_doctor_table(report))
+    sys.exit(DOCTOR_EXIT[report["status"]])
+
+
+def _doctor_table(report: dict[str, Any]) -> str:
+    width = max(len(f["check"]) for f in report["findings"])
+    lines = [f"{'STATUS':<6}  {'CHECK':<{width}}  FINDING"]
+    for finding in report["findings"]:
+        lines.append(f"{finding['status'].upper():<6}  {finding['check']:<{width}}  {finding['message']}")
+        if finding["remedy"]:
+            lines.append(f"{'':<6}  {'':<{width}}  -> {finding['remedy']}")
+    lines.append(f"\nOverall: {report['status'].upper()} (checked at {report['checked_at']})")
+    return "\n".join(lines)
+
+
+# -- offline security store: users and roles ---------------------------------------------------
+DATA_DIR_OPTION = click.option("--data-dir", type=click.Path(path_type=Path), required=True,
+                               help="The data directory of a stopped server.")
+
+
+@contextlib.contextmanager
+def _offline_store(data_dir: Path) -> Iterator[Any]:
+    """The security store of a stopped server, with the data directory locked as the server locks it."""
+    from .errors import StrongroomError
+    from .security.users import SecurityStore
+    from .server import DataDirLocked, lock_data_dir
+
+    if not data_dir.is_dir():
+        raise click.ClickException(f"no data directory at {data_dir} (check --data-dir)")
+    owner = data_dir.stat().st_uid
+    if owner != os.geteuid():
+        # Files written now would belong to this user, and the server could no longer read them.
+        raise click.ClickException(f"{data_dir} belongs to another user (uid {owner}); run this command as that user")
+    try:
+        fd = lock_data_dir(data_dir)
+    except DataDirLocked:
+        raise click.ClickException(f"the server is running on {data_dir}; use the _security API instead") from None
+    try:
+        try:
+            store = SecurityStore(data_dir)
+        except (OSError, ValueError, KeyError, TypeError, StrongroomError) as exc:
+            raise click.ClickException(f"cannot read the security store in {data_dir / 'security'} "
+                                       f"({type(exc).__name__}); restore it from a backup") from None
+        yield store
+    finally:
+        os.close(fd)
+
+
+def _read_password(name: str, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass(f"New password for [{name}]: ")
+    if getpass.getpass("Repeat the password: ") != password:
+        raise click.ClickException("the two passwords differ; nothing was changed")
+    return password
+
+
+def _check_username(name: str) -> None:
+    # Elasticsearch's rule, plus no colon: HTTP Basic authentication splits user and password there.
+    if not 1 <= len(name) <= 507 or name != name.strip() or name.startswith("_") or ":" in name or not all(
+            " " <= c <= "~" for c in name):
+        raise click.ClickException(f"invalid user name [{name[:64]}]: use 1-507 printable ASCII characters, no "
+                                   "colon, no leading underscore or surrounding spaces")
+
+
+def _warn_unknown_roles(store: Any, roles: tuple[str, ...]) -> None:
+    for role in roles:
+        if store.role(role) is None:
+            click.echo(f"Warning: role [{role}] does not exist; it grants nothing until it is created.", err=True)
+
+
+@main.group()
+def users() -> None:
+    """Manage users offline, while the server is stopped (use the _security API while it runs).
+
+    Example:  strongroom users add alice --role analyst --data-dir ./data
+    """
+
+
+@users.command("list")
+@DATA_DIR_OPTION
+def users_list(data_dir: Path) -> None:
+    """List users, their roles and state (never their password hashes).
+
+    Example:  strongroom users list --data-dir ./data
+    """
+    with _offline_store(data_dir) as store:
+        records = store.users()
+    rows = [(u.name, ",".join(u.roles) or "-", "yes" if u.enabled else "no",
+             "bootstrap password never changed" if u.bootstrap else "") for u in records]
+    _table(("USER", "ROLES", "ENABLED", "NOTE"), rows)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _store_error(action: str, exc: Exception) -> click.ClickException:
+    from .errors import StrongroomError
+
+    reason = exc.reason if isinstance(exc, StrongroomError) else str(exc)
+    return click.ClickException(f"Error {action}: {reason}")
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, help="A role to grant (repeat for several).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@DATA_DIR_OPTION
+def users_add(name: str, roles: tuple[str, ...], password_stdin: bool, data_dir: Path) -> None:
+    """Create a user. The password is asked twice, or read from standard input.
+
+    Example:  strongroom users add alice --role analyst --data-dir ./data
+    """
+    from .security.passwords import PasswordPolicyError
+    from .errors import StrongroomError
+
+    _check_username(name)
+    with _offline_store(data_dir) as store:
+        if store.get_user(name) is not None:
+            raise click.ClickException(f"user [{name}] already exists; use `users passwd` or `users roles`")
+        if not store.initialized and "superuser" not in roles:
+            raise click.ClickException(f"{data_dir} has no users yet: start the server once (it creates the "
+                                       "superuser), or add a user with --role superuser first")
+        password = _read_password(name, password_stdin)
+        try:
+            store.put_user(name, password=password, password_hash=None, roles=list(roles), full_name=None,
+                           email=None, metadata={}, enabled=True)
+        except (PasswordPolicyError, StrongroomError) as exc:
+            raise _store_error(f"adding user [{name}]", exc) from None
+        _warn_unknown_roles(store, roles)
+    click.echo(f"User [{name}] created with roles [{', '.join(roles)}].")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@DATA_DIR_OPTION
+def users_passwd(name: str, password_stdin: bool, data_dir: Path) -> None:
+    """Set a user's password (this also retires a bootstrap password).
+
+    Example:  strongroom users passwd admin --data-dir ./data
+    """
+    from .security.passwords import PasswordPolicyError
+
+    with _offline_store(data_dir) as store:
+        if store.get_user(name) is None:
+            raise click.ClickException(f"user [{name}] not found")
+        password = _read_password(name, password_stdin)
+        try:
+            store.change_password(name, password)
+        except PasswordPolicyError as exc:
+            raise _store_error(f"changing the password of [{name}]", exc) from None
+    click.echo(f"Password of [{name}] changed.")
+
+
+@users.command("roles")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, help="The user's roles from now on (repeat).")
+@DATA_DIR_OPTION
+def users_roles(name: str, roles: tuple[str, ...], data_dir: Path) -> None:
+    """Replace a user's roles.
+
+    Example:  strongroom users roles alice --role analyst --role monitoring --data-dir ./data
+    """
+    from .errors import StrongroomError
+
+    with _offline_store(data_dir) as store:
+        record = store.get_user(name)
+        if record is None:
+            raise click.ClickException(f"user [{name}] not found")
+        try:
+            store.put_user(name, password=None, password_hash=None, roles=list(roles), full_name=record.full_name,
+                           email=record.email, metadata=record.metadata, enabled=record.enabled)
+        except StrongroomError as exc:
+            raise _store_error(f"changing the roles of [{name}]", exc) from None
+        _warn_unknown_roles(store, roles)
+    click.echo(f"User [{name}] now has roles [{', '.join(roles)}].")
+
+
+def _set_enabled(name: str, data_dir: Path, enabled: bool) -> None:
+    from .errors import StrongroomError
+
+    verb = "enabling" if enabled else "disabling"
+    with _offline_store(data_dir) as store:
+        try:
+            found = store.set_enabled(name, enabled)
+        except StrongroomError as exc:
+            raise _store_error(f"{verb} user [{name}]", exc) from None
+    if not found:
+        raise click.ClickException(f"user [{name}] not found")
+    click.echo(f"User [{name}] {'enabled' if enabled else 'disabled'}.")
+
+
+@users.command("disable")
+@click.argument("name")
+@DATA_DIR_OPTION
+def users_disable(name: str, data_dir: Path) -> None:
+    """Disable a user: its password and API keys stop working until it is enabled again.
+
+    Example:  strongroom users disable alice --data-dir ./data
+    """
+    _set_enabled(name, data_dir, False)
+
+
+@users.command("enable")
+@click.argument("name")
+@DATA_DIR_OPTION
+def users_enable(name: str, data_dir: Path) -> None:
+    """Enable a disabled user.
+
+    Example:  strongroom users enable alice --data-dir ./data
+    """
+    _set_enabled(name, data_dir, True)
+
+
+@users.command("delete")
+@click.argument("name")
+@DATA_DIR_OPTION
+def users_delete(name: str, data_dir: Path) -> None:
+    """Delete a user and invalidate its API keys.
+
+    Example:  strongroom users delete alice --data-dir ./data
+    """
+    from .errors import StrongroomError
+
+    with _offline_store(data_dir) as store:
+        try:
+            found = store.delete_user(name)
+        except StrongroomError as exc:
+            raise _store_error(f"deleting user [{name}]", exc) from None
+    if not found:
+        raise click.ClickException(f"user [{name}] not found")
+    click.echo(f"User [{name}] deleted; its API keys are invalidated.")
+
+
+@main.group()
+def roles() -> None:
+    """Manage roles offline, while the server is stopped (use the _security API while it runs).
+
+    Example:  strongroom roles put analyst --file analyst.json --data-dir ./data
+    """
+
+
+@roles.command("list")
+@DATA_DIR_OPTION
+def roles_list(data_dir: Path) -> None:
+    """List roles with their cluster privileges and index grants.
+
+    Example:  strongroom roles list --data-dir ./data
+    """
+    with _offline_store(data_dir) as store:
+        found = store.roles()
+    rows = []
+    for name in sorted(found):
+        role = found[name]
+        grants = "; ".join(f"{','.join(p.names)}: {','.join(p.privileges)}" for p in role.indices)
+        rows.append((name + (" (reserved)" if role.metadata.get("_reserved") else ""),
+                     ",".join(role.cluster) or "-", grants or "-"))
+    _table(("ROLE", "CLUSTER", "INDICES"), rows)
+
+
+@roles.command("show")
+@click.argument("name")
+@DATA_DIR_OPTION
+def roles_show(name: str, data_dir: Path) -> None:
+    """Print one role as JSON, in the shape of GET /_security/role/NAME.
+
+    Example:  strongroom roles show analyst --data-dir ./data
+    """
+    with _offline_store(data_dir) as store:
+        role = store.role(name)
+    if role is None:
+        raise click.ClickException(f"role [{name}] not found")
+    click.echo(orjson.dumps({name: role.to_json()}, option=orjson.OPT_INDENT_2).decode())
+
+
+@roles.command("put")
+@click.argument("name")
+@click.option("--file", "file", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+              help="The role as JSON, the body of PUT /_security/role/NAME.")
+@DATA_DIR_OPTION
+def roles_put(name: str, file: Path, data_dir: Path) -> None:
+    """Create or replace a role from a JSON file; an invalid role changes nothing.
+
+    Example:  strongroom roles put analyst --file analyst.json --data-dir ./data
+    """
+    from .errors import StrongroomError
+    from .jsonio import loads_strict
+    from .security.roles import RESERVED_ROLES, parse_role
+
+    if name in RESERVED_ROLES:
+        raise click.ClickException(f"role [{name}] is reserved and cannot be changed")
+    try:
+        role = parse_role(name, loads_strict(file.read_bytes()))
+    except (StrongroomError, OSError) as exc:
+        raise _store_error(f"reading role [{name}] from {file}", exc) from None
+    with _offline_store(data_dir) as store:
+        created = store.put_role(role)
+    click.echo(f"Role [{name}] {'created' if created else 'updated'}.")
+
+
+@roles.command("delete")
+@click.argument("name")
+@DATA_DIR_OPTION
+def roles_delete(name: str, data_dir: Path) -> None:
+    """Delete a role. Users keep its name in their roles, and it grants nothing.
+
+    Example:  strongroom roles delete analyst --data-dir ./data
+    """
+    from .security.roles import RESERVED_ROLES
+
+    if name in RESERVED_ROLES:
+        raise click.ClickException(f"role [{name}] is reserved and cannot be deleted")
+    with _offline_store(data_dir) as store:
+        found = store.delete_role(name)
+    if not found:
+        raise click.ClickException(f"role [{name}] not found")
+    click.echo(f"Role [{name}] deleted.")
 
 
 if __name__ == "__main__":

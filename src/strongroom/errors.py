@@ -182,6 +182,18 @@ class AuthorizationError(SecurityError):
         super().__init__(f"action [{action}] is unauthorized for user [{principal}]{where}")
 
 
+class FieldSecurityError(SecurityError):
+    """A query, sort or aggregation uses a field the caller may not search (hidden, or masked).
+
+    Decided from the caller's role patterns, never from the mapping, so it does not tell whether the
+    field exists."""
+
+    status = 403
+
+    def __init__(self, principal: str, field: str, why: str) -> None:
+        super().__init__(f"user [{principal}] may not use field [{field}] here: {why}")
+
+
 class UnavailableError(StrongroomError):
     status, es_type = 503, "unavailable_shards_exception"
 

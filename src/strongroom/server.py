@@ -2,14 +2,14 @@
 
 Start-up refuses, with a message and a non-zero exit, anything unsafe: plain HTTP on a
 non-loopback address, a data directory used by another process, unreadable TLS material, a
-corrupted write-ahead log.
+corrupted write-ahead log. Once serving, the deployment self-check (doctor.py) runs at start and
+hourly, and its latest report answers `GET /_strongroom/doctor`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
-import ipaddress
 import json
 import logging
 import os
@@ -25,9 +25,11 @@ import uvicorn
 
 from .api.app import ApiLimits, build_app
 from .crypto.tls import TlsError, TlsMaterial, ensure_http_certificates, local_hosts, operator_certificates
+from .doctor import Deployment, DoctorMonitor, is_loopback
 from .engine.fsutil import atomic_write, make_dirs
 from .engine.node import Engine, EngineStartError
 from .security.gate import Gate
+from .security.masks import load_or_create_key
 from .security.throttle import LoginThrottle
 from .security.passwords import PasswordPolicyError
 from .security.users import BOOTSTRAP_USER, SecurityStore
@@ -41,13 +43,8 @@ class StartupError(Exception):
     """The server refuses to start; the message says why and what to do."""
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class DataDirLocked(StartupError):
+    """Another process holds the data directory's lock (a running server, or an offline CLI command)."""
 
 
 def check_bind(host: str, tls_enabled: bool) -> None:
@@ -63,6 +60,7 @@ class Node:
     tls: TlsMaterial | None
     bootstrap_password: str | None  # set only on the start that generated it
     lock_fd: int
+    doctor: DoctorMonitor | None = None
 
     def close(self) -> None:
         try:
@@ -71,13 +69,18 @@ class Node:
             os.close(self.lock_fd)
 
 
-def _lock_data_dir(data_dir: Path) -> int:
+def lock_data_dir(data_dir: Path) -> int:
+    """Takes `<data-dir>/node.lock` without waiting; the caller closes the returned descriptor to release it.
+
+    The server holds it while it runs, and offline commands that change the data directory
+    (`strongroom users …`, `strongroom roles …`) take it too, so the two never meet.
+    """
     fd = os.open(data_dir / "node.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise StartupError(f"the data directory {data_dir} is in use by another Strongroom process") from None
+        raise DataDirLocked(f"the data directory {data_dir} is in use by another Strongroom process") from None
     return fd
 
 
@@ -117,7 +120,7 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
                 tls = ensure_http_certificates(config_dir, local_hosts(host))
         except TlsError as exc:
             raise StartupError(str(exc)) from None
-    lock_fd = _lock_data_dir(data_dir)
+    lock_fd = lock_data_dir(data_dir)
     try:
         users = SecurityStore(data_dir)
         generated = None
@@ -135,11 +138,17 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
             raise StartupError(str(exc)) from None
         throttle = LoginThrottle(free_failures=settings["security.login_free_failures"],
                                  max_delay=float(settings["security.login_max_delay_seconds"]))
-        gate = Gate(engine, users, throttle=throttle, cluster_info=_node_info(data_dir))
+        doctor = DoctorMonitor(Deployment(data_dir, config_dir, settings, users).report)
+        try:
+            mask_key = load_or_create_key(config_dir)  # the `hash` mask's key (config dir, 0600)
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"cannot use the mask key: {exc}") from None
+        gate = Gate(engine, users, throttle=throttle, cluster_info=_node_info(data_dir), doctor=doctor.report,
+                    mask_key=mask_key)
     except BaseException:
         os.close(lock_fd)
         raise
-    return Node(engine, gate, tls, generated, lock_fd)
+    return Node(engine, gate, tls, generated, lock_fd, doctor)
 
 
 def banner(node: Node, url: str, out: TextIO) -> None:
@@ -175,20 +184,26 @@ async def run(node: Node, settings: dict[str, Any], *, out: TextIO = sys.stdout,
               after_start: Callable[[Node], Any] | None = None) -> None:
     app = build_app(node.gate, ApiLimits(max_body_bytes=settings["http.max_content_length"]))
     server = uvicorn.Server(uvicorn_config(app, settings, node.tls))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            await serving
-            raise StartupError("the HTTP server did not start (is the port in use?)")
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    scheme = "https" if node.tls is not None else "http"
-    host = settings["server.host"]
-    shown = f"[{host}]" if ":" in host else host
-    banner(node, f"{scheme}://{shown}:{port}", out)
-    if after_start is not None:
-        try:
-            await after_start(node)
-        except Exception:
-            log.exception("start-up task failed; the server keeps running")
-    await serving
+    if node.doctor is not None:
+        await node.doctor.start()  # The first check runs now; then hourly until the server stops.
+    try:
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            if serving.done():
+                await serving
+                raise StartupError("the HTTP server did not start (is the port in use?)")
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        scheme = "https" if node.tls is not None else "http"
+        host = settings["server.host"]
+        shown = f"[{host}]" if ":" in host else host
+        banner(node, f"{scheme}://{shown}:{port}", out)
+        if after_start is not None:
+            try:
+                await after_start(node)
+            except Exception:
+                log.exception("start-up task failed; the server keeps running")
+        await serving
+    finally:
+        if node.doctor is not None:
+            await node.doctor.stop()

@@ -17,7 +17,7 @@ from starlette.routing import Route as StarletteRoute
 
 from ..errors import MethodNotAllowedError, NoHandlerError, StrongroomError
 from ..security.gate import Gate
-from .handlers import Call, bulk, cluster, documents, indices, search
+from .handlers import Call, bulk, cluster, documents, indices, search, security
 from .router import Router
 from .wire import Params, error_response, internal_error, read_body
 
@@ -38,6 +38,7 @@ def build_router() -> Router:
     r.add(["GET"], ["/_cluster/health", "/_cluster/health/{index}"], cluster.health, params=cluster.HEALTH_PARAMS)
     r.add(["GET"], ["/_cat/indices", "/_cat/indices/{index}"], cluster.cat_indices, params=cluster.CAT_PARAMS)
     r.add(["GET"], ["/_cat/count", "/_cat/count/{index}"], cluster.cat_count, params=cluster.CAT_PARAMS)
+    r.add(["GET"], ["/_strongroom/doctor"], cluster.doctor)
 
     r.add(["PUT"], ["/{index}"], indices.create, params=indices.INDEX_PARAMS, body=True)
     r.add(["DELETE"], ["/{index}"], indices.delete, params=indices.INDEX_PARAMS)
@@ -84,6 +85,23 @@ def build_router() -> Router:
     r.add(["GET", "POST"], ["/{index}/_explain/{id}"], search.explain, params=search.EXPLAIN_PARAMS, body=True)
     r.add(["POST"], ["/{index}/_delete_by_query"], search.delete_by_query, params=search.BY_QUERY_PARAMS, body=True)
     r.add(["POST"], ["/{index}/_update_by_query"], search.update_by_query, params=search.BY_QUERY_PARAMS, body=True)
+
+    # _security: path parameters are `{id}` (the router's examples), whatever Elasticsearch names them.
+    put_post = ["PUT", "POST"]
+    r.add(["GET"], ["/_security/_authenticate"], security.authenticate)
+    r.add(put_post, ["/_security/user/{id}"], security.put_user, params=security.WRITE_PARAMS, body=True)
+    r.add(["GET"], ["/_security/user", "/_security/user/{id}"], security.get_user, params=security.GET_USER_PARAMS)
+    r.add(["DELETE"], ["/_security/user/{id}"], security.delete_user, params=security.WRITE_PARAMS)
+    r.add(put_post, ["/_security/user/_password", "/_security/user/{id}/_password"], security.change_password,
+          params=security.WRITE_PARAMS, body=True)
+    r.add(put_post, ["/_security/user/{id}/_enable"], security.enable_user, params=security.WRITE_PARAMS)
+    r.add(put_post, ["/_security/user/{id}/_disable"], security.disable_user, params=security.WRITE_PARAMS)
+    r.add(put_post, ["/_security/role/{id}"], security.put_role, params=security.WRITE_PARAMS, body=True)
+    r.add(["GET"], ["/_security/role", "/_security/role/{id}"], security.get_role)
+    r.add(["DELETE"], ["/_security/role/{id}"], security.delete_role, params=security.WRITE_PARAMS)
+    r.add(put_post, ["/_security/api_key"], security.create_api_key, params=security.WRITE_PARAMS, body=True)
+    r.add(["GET"], ["/_security/api_key"], security.get_api_key, params=security.GET_API_KEY_PARAMS)
+    r.add(["DELETE"], ["/_security/api_key"], security.invalidate_api_key, body=True)
     return r
 
 
@@ -96,7 +114,8 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
         try:
             raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
             client = request.client.host if request.client else "unknown"
-            session = await gate.open_session(request.headers.get("authorization"), client, request.url.path)
+            session = await gate.open_session(request.headers.get("authorization"), client, request.url.path,
+                                              purpose=request.headers.get("x-strongroom-purpose"))
             route, path_params, allowed = router.resolve(request.method, raw_path)
             if route is None:
                 if allowed:

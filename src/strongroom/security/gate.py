@@ -16,6 +16,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 
@@ -27,6 +28,8 @@ from .session import Session
 from .throttle import LoginThrottle
 from .roles import parse_role
 from .users import Principal, SecurityStore
+from .admin import SecurityAdmin
+from .masks import Masker
 
 CACHE_TTL_SECONDS = 20 * 60.0  # Elasticsearch's realm cache default.
 CACHE_MAX_ENTRIES = 10_000
@@ -36,7 +39,8 @@ MAX_CREDENTIAL_BYTES = 4096
 class Gate:
     def __init__(self, engine: Engine, users: SecurityStore, *, policy: Policy | None = None,
                  throttle: LoginThrottle | None = None, clock: Callable[[], float] = time.monotonic,
-                 cluster_info: dict[str, str] | None = None, hash_concurrency: int = 2) -> None:
+                 cluster_info: dict[str, str] | None = None, hash_concurrency: int = 2,
+                 doctor: Callable[[], dict[str, Any]] | None = None, mask_key: bytes | None = None) -> None:
         self.__engine = engine
         self._users = users
         self._policy = policy or RolePolicy(users.role)
@@ -49,14 +53,27 @@ class Gate:
         # argon2id costs 64 MiB per verification: bound how many run at once.
         self._hashing = asyncio.Semaphore(hash_concurrency)
         self._scrolls = ScrollRegistry(clock)
+        self._doctor = doctor  # the deployment self-check's latest report (doctor.py)
+        # The `hash` mask's key: the server passes the persisted one (config dir); tests get a fresh one.
+        self._masker = Masker(mask_key if mask_key is not None else os.urandom(32))
         self._key_roles: dict[str, tuple] = {}
 
-    async def open_session(self, authorization: str | None, address: str, path: str) -> Session:
+    async def open_session(self, authorization: str | None, address: str, path: str, *,
+                           purpose: str | None = None) -> Session:
         principal = await self.authenticate(authorization, address, path)
-        return self._session(principal)
+        return self._session(principal, purpose)
 
-    def _session(self, principal: Principal) -> Session:
-        return Session(principal, self.__engine, self._policy, self._cluster_info, self._scrolls)
+    def _session(self, principal: Principal, purpose: str | None = None) -> Session:
+        return Session(principal, self.__engine, self._policy, self._cluster_info, self._scrolls,
+                       doctor=self._doctor, admin=self._admin, masker=self._masker, purpose=purpose)
+
+    def _admin(self, principal: Principal) -> "SecurityAdmin":
+        return SecurityAdmin(principal, self._users, self._policy, on_change=self._security_changed)
+
+    def _security_changed(self) -> None:
+        """Users, roles or keys changed: forget cached credentials and parsed key roles at once."""
+        self._cache.clear()
+        self._key_roles.clear()
 
     def system_session(self, purpose: str) -> Session:
         """A superuser session for work the server does on its own behalf (loading demo data)."""

@@ -25,8 +25,9 @@ welcome1 admin123 root123 abcd1234 aaaaaa asdfgh asdfghjkl zxcvbnm 654321 987654
 """.split())
 
 KEYBOARD_ROWS = ("`1234567890-=", "qwertyuiop[]\\", "asdfghjkl;'", "zxcvbnm,./",
-                 "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik,9ol.0p;/", "qazwsxedcrfvtgbyhnujmikolp")
-ALPHABETS = ("abcdefghijklmnopqrstuvwxyz", "01234567890")
+                 "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik,9ol.0p;/", "qazwsxedcrfvtgbyhnujmikolp",
+                 "1234567890qwertyuiopasdfghjklzxcvbnm")  # the letter rows read one after another
+ALPHABETS = ("abcdefghijklmnopqrstuvwxyz", "0123456789")
 
 
 class PasswordPolicyError(ValueError):

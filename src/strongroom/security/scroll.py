@@ -39,6 +39,7 @@ class ScrollContext:
     expires_at: float
     lock: threading.Lock
     kind: str = "scroll"  # or "pit": `cursor` then holds the shard targets of the point in time
+    accesses: dict[str, Any] | None = None  # what the owner could see when it opened (security/access.py)
 
 
 class ScrollRegistry:
@@ -53,7 +54,7 @@ class ScrollRegistry:
             del self._contexts[scroll_id]
 
     def open(self, owner: str, cursor: Any, request: Any, indices: list[Any], keep_alive: float,
-             kind: str = "scroll") -> str:
+             kind: str = "scroll", accesses: dict[str, Any] | None = None) -> str:
         check_keep_alive(keep_alive)
         with self._lock:
             self._expire()
@@ -67,7 +68,7 @@ class ScrollRegistry:
                                            "need.")
             scroll_id = base64.urlsafe_b64encode(os.urandom(24)).decode()
             self._contexts[scroll_id] = ScrollContext(owner, cursor, request, indices, keep_alive,
-                                                      self._clock() + keep_alive, threading.Lock(), kind)
+                                                      self._clock() + keep_alive, threading.Lock(), kind, accesses)
             return scroll_id
 
     def get(self, owner: str, scroll_id: str, keep_alive: float | None, kind: str = "scroll") -> ScrollContext:

@@ -8,6 +8,7 @@ engine work runs in worker threads.
 from __future__ import annotations
 
 import asyncio
+import os
 import fnmatch
 import time
 import functools
@@ -22,10 +23,11 @@ from ..engine.aggs import run_aggregations
 from ..engine.analysis import analyze_text
 from ..engine.node import Engine
 from ..engine.index import parse_time_value
-from ..engine.search import Cursor, explain, run_search, targets_for
+from ..engine.plan import MatchAll
+from ..engine.search import Cursor, count_matches, explain, matching_ids, run_search, targets_for
 from ..engine.shard import Conditions, OpResult, StoredDoc
-from ..errors import (ActionRequestValidationError, IllegalArgumentError, IndexNotFoundError, StrongroomError,
-                      VersionConflictError)
+from ..errors import (ActionRequestValidationError, AuthorizationError, IllegalArgumentError, IndexNotFoundError,
+                      StrongroomError, VersionConflictError)
 from ..query.dsl import parse_query
 from ..jsonio import extract_values, loads_strict
 from ..query.fields import retrieve
@@ -33,11 +35,15 @@ from ..query.highlight import Limits, collect, highlight_hit
 from ..query.search_request import SearchRequest
 from ..query.source import SourceFilter
 from . import policy as actions
+from .access import Access, DocFilter
+from .masks import Masker
 from .policy import IndexGrant, Policy
 from .scroll import ScrollRegistry, check_keep_alive
 from .users import Principal
 
 T = TypeVar("T")
+PURPOSE_HEADER = "X-Strongroom-Purpose"
+MAX_PURPOSE = 256
 MAX_ID_BYTES = 512
 VERSION_TYPES = ("internal", "external", "external_gte")
 
@@ -105,8 +111,19 @@ async def _run(fn: Callable[..., T], *args: Any) -> T:
 
 class Session:
     def __init__(self, principal: Principal, engine: Engine, policy: Policy, cluster_info: dict[str, str],
-                 scrolls: ScrollRegistry) -> None:
+                 scrolls: ScrollRegistry, *, doctor: Callable[[], dict[str, Any]] | None = None,
+                 admin: Callable[[Principal], Any] | None = None, masker: Masker | None = None,
+                 purpose: str | None = None) -> None:
         self.principal = principal
+        self.__masker = masker or Masker(os.urandom(32))
+        if purpose is not None and (not purpose.strip() or len(purpose) > MAX_PURPOSE or not purpose.isprintable()):
+            raise IllegalArgumentError(f"[{PURPOSE_HEADER}] must be printable text of at most {MAX_PURPOSE} "
+                                       "characters (a case or ticket number)")
+        self.purpose = purpose.strip() if purpose is not None else None
+        # Scroll and point-in-time contexts belong to the credential: an API key's are not its owner's.
+        self._owner = principal.name if principal.api_key_id is None else f"{principal.name}/{principal.api_key_id}"
+        self.__doctor = doctor
+        self.__admin = admin
         self.__engine = engine
         self.__policy = policy
         self.__scrolls = scrolls
@@ -146,7 +163,33 @@ class Session:
         if not names and not allow_no_indices:
             raise IndexNotFoundError(expression or "_all")
         grants = {name: self.__policy.authorize_index(self.principal, action, name) for name in names}
+        if action in actions.READ_ACTIONS and self.purpose is None and any(g.require_purpose for g in grants.values()):
+            raise IllegalArgumentError(f"a role of user [{self.principal.name}] requires a purpose for reading "
+                                       f"these indices: send the [{PURPOSE_HEADER}] header (for example a case "
+                                       "number)")
         return Resolution(names, grants)
+
+    def _access(self, grant: IndexGrant, index: Index) -> Access:
+        return Access(grant, index, self.__masker, self.principal.name)
+
+    def _accesses(self, resolution: Resolution, indices: Sequence[Index]) -> dict[str, Access]:
+        """Document and field security of each index that has any (unrestricted ones are left out)."""
+        out = {}
+        for index in indices:
+            grant = resolution.grants[index.name]
+            if grant.layers:
+                access = self._access(grant, index)
+                if not access.unrestricted:
+                    out[index.name] = access
+        return out
+
+    @staticmethod
+    def _targets(indices: Sequence[Index], accesses: dict[str, Access]) -> list[Any]:
+        if not accesses:
+            return targets_for(indices)
+        return targets_for(indices, restrictions={n: a.restriction for n, a in accesses.items()},
+                           transforms={n: a.transform for n, a in accesses.items() if a.fields_restricted},
+                           reveals={n: _revealer(a) for n, a in accesses.items() if a.fields_restricted})
 
     def _one(self, name: str, action: str) -> Index:
         if "," in name or "*" in name or name == "_all":
@@ -159,6 +202,19 @@ class Session:
         self.__policy.authorize_cluster(self.principal, actions.CLUSTER_MONITOR)
         return self.cluster_info
 
+    def security(self) -> Any:
+        """The `_security` API for this principal (admin.SecurityAdmin); every method authorizes itself."""
+        if self.__admin is None:
+            raise IllegalArgumentError("the security API is not available on this node")
+        return self.__admin(self.principal)
+
+    def doctor_report(self) -> dict[str, Any]:
+        """The deployment self-check's latest report (monitor privilege)."""
+        self.__policy.authorize_cluster(self.principal, actions.DOCTOR)
+        if self.__doctor is None:
+            raise IllegalArgumentError("the deployment self-check is not running on this node")
+        return self.__doctor()
+
     def health(self, expression: str | None) -> list[IndexView]:
         self.__policy.authorize_cluster(self.principal, actions.CLUSTER_HEALTH)
         resolution = self._resolve(expression, actions.CLUSTER_HEALTH, allow_no_indices=True)
@@ -166,12 +222,26 @@ class Session:
 
     def _view(self, name: str, *, stats: bool) -> IndexView:
         index = self.__engine.index(name)
-        view = IndexView(index.name, index.uuid, index.creation_date, dict(index.settings), index.mapping.to_es(),
+        view = IndexView(index.name, index.uuid, index.creation_date, dict(index.settings), self._mapping(index),
                          shards=len(index.shards), replicas=int(index.setting("index.number_of_replicas")))
         if stats:
             counts = index.stats()
             view.docs, view.deleted, view.store_bytes = counts["docs"], counts["deleted"], counts["store_bytes"]
         return view
+
+    def _mapping(self, index: Index) -> dict[str, Any]:
+        """The mapping as this caller may see it: a reader under field security does not learn the
+        names of the fields it may not see (Elasticsearch filters mappings the same way)."""
+        mapping = index.mapping.to_es()
+        if not self.__policy.may_index(self.principal, actions.DOC_SEARCH, index.name):
+            return mapping
+        grant = self.__policy.authorize_index(self.principal, actions.DOC_SEARCH, index.name)
+        if not grant.layers:
+            return mapping
+        access = self._access(grant, index)
+        if not access.fields_restricted:
+            return mapping
+        return _filter_mapping(mapping, "", access.may_see)
 
     # -- index administration ----------------------------------------------------------------
     async def create_index(self, name: str, settings: Any, mappings: Any) -> IndexView:
@@ -233,29 +303,35 @@ class Session:
         resolution = self._resolve(expression, actions.DOC_COUNT, **options)
         node = parse_query(query) if query is not None else parse_query({"match_all": {}})
         engine = self.__engine
-        total = shards = 0
-        for name in resolution.names:
-            index = engine.index(name)
-            total += await _run(index.count, node)
-            shards += len(index.shards)
-        return total, shards
+        indices = [engine.index(name) for name in resolution.names]
+        accesses = self._accesses(resolution, indices)
+        for access in accesses.values():
+            access.transform(node)  # a field the caller may not query is a 403 before any work
+        if not accesses:
+            return await _run(lambda: sum(index.count(node) for index in indices)), \
+                sum(len(index.shards) for index in indices)
+        total = await _run(lambda: count_matches(self._targets(indices, accesses), node))
+        return total, sum(len(index.shards) for index in indices)
 
     # -- search ------------------------------------------------------------------------------
     async def search(self, expression: str | None, request: SearchRequest, **options: Any) -> SearchOutcome:
         if request.pit is not None:
             return await self._search_pit(expression, request)
-        indices = self._search_indices(expression, request, options)
+        indices, accesses = self._search_indices(expression, request, options)
         if request.scroll is not None:
             keep_alive = _keep_alive(request.scroll)
             check_keep_alive(keep_alive)
-            return await _run(self._open_scroll, indices, request, keep_alive)
-        return await _run(self._search_now, indices, request)
+            return await _run(self._open_scroll, indices, request, keep_alive, accesses)
+        return await _run(self._search_now, indices, request, accesses)
 
     def _search_indices(self, expression: str | None, request: SearchRequest, options: dict[str, Any]
-                        ) -> list[Index]:
+                        ) -> tuple[list[Index], dict[str, Access]]:
         resolution = self._resolve(expression, actions.DOC_SEARCH, **options)
         engine = self.__engine
         indices = [engine.index(name) for name in resolution.names]
+        accesses = self._accesses(resolution, indices)
+        for access in accesses.values():
+            access.check_request(request.spec, request.aggs)
         window = min((int(i.setting("index.max_result_window")) for i in indices), default=10_000)
         spec = request.spec
         if spec.offset + spec.size > window and request.scroll is None:
@@ -274,7 +350,7 @@ class Session:
                                        f"but was [{spec.size}]. Scroll batch sizes cost as much memory as result "
                                        "windows so they are controlled by the [index.max_result_window] index level "
                                        "setting.")
-        return indices
+        return indices, accesses
 
     async def open_point_in_time(self, expression: str, keep_alive: str, **options: Any) -> str:
         """A point in time: the shards' current searchers, held for this principal's later searches."""
@@ -282,10 +358,25 @@ class Session:
         seconds = _keep_alive(keep_alive)
         check_keep_alive(seconds)
         indices = [self.__engine.index(name) for name in resolution.names]
-        return self.__scrolls.open(self.principal.name, targets_for(indices), None, indices, seconds, kind="pit")
+        accesses = self._accesses(resolution, indices)
+        return self.__scrolls.open(self._owner, self._targets(indices, accesses), None, indices, seconds, kind="pit",
+                                   accesses=accesses)
 
     def close_point_in_time(self, pit_id: str) -> tuple[bool, int]:
-        return self.__scrolls.clear(self.principal.name, [pit_id], kind="pit")
+        return self.__scrolls.clear(self._owner, [pit_id], kind="pit")
+
+    def _recheck(self, context: Any) -> None:
+        """Rights are checked on every use of a scroll or point in time, not only when it opened: any
+        change in what the owner may see of its indices ends it."""
+        for index in context.indices:
+            grant = self.__policy.authorize_index(self.principal, actions.DOC_SEARCH, index.name)
+            held = (context.accesses or {}).get(index.name)
+            if (held.grant if held is not None else None) != (grant if grant.layers else None) and \
+                    not (held is None and self._access(grant, index).unrestricted):
+                raise AuthorizationError(actions.DOC_SEARCH, self.principal.name, index.name)
+            if grant.require_purpose and self.purpose is None:
+                raise IllegalArgumentError(f"a role of user [{self.principal.name}] requires a purpose for reading "
+                                           f"these indices: send the [{PURPOSE_HEADER}] header")
 
     async def _search_pit(self, expression: str | None, request: SearchRequest) -> SearchOutcome:
         if expression:
@@ -295,31 +386,44 @@ class Session:
             raise ActionRequestValidationError("using [point in time] is not allowed in a scroll context")
         assert request.pit is not None
         pit_id, keep_alive = request.pit
-        context = self.__scrolls.get(self.principal.name, pit_id, _keep_alive(keep_alive) if keep_alive else None,
+        context = self.__scrolls.get(self._owner, pit_id, _keep_alive(keep_alive) if keep_alive else None,
                                      kind="pit")
-        for index in context.indices:  # Rights are checked on every use, not only when it opened.
-            self.__policy.authorize_index(self.principal, actions.DOC_SEARCH, index.name)
-        outcome = await _run(self._search_now, context.indices, request, context.cursor)
+        self._recheck(context)
+        accesses = context.accesses or {}
+        for access in accesses.values():
+            access.check_request(request.spec, request.aggs)
+        outcome = await _run(self._search_now, context.indices, request, accesses, context.cursor)
         outcome.pit_id = pit_id
         return outcome
 
-    def _search_now(self, indices: list[Index], request: SearchRequest, targets: list[Any] | None = None
-                    ) -> SearchOutcome:
-        targets = targets if targets is not None else targets_for(indices)
+    def _search_now(self, indices: list[Index], request: SearchRequest, accesses: dict[str, Access],
+                    targets: list[Any] | None = None) -> SearchOutcome:
+        targets = targets if targets is not None else self._targets(indices, accesses)
         result = run_search(targets, request.spec)
         aggregations = None
         if request.aggs:
             aggregations = run_aggregations(targets, request.spec.query, request.aggs, typed_keys=request.typed_keys)
-        hits = self._visible(result.hits, request, indices)
+        hits = self._visible(result.hits, request, indices, accesses, targets)
         return SearchOutcome(result.total, result.relation, result.max_score, hits, result.shards, aggregations,
                              timed_out=result.timed_out)
 
-    def _visible(self, raw: list[Any], request: SearchRequest, indices: list[Index]) -> list[VisibleHit]:
+    def _visible(self, raw: list[Any], request: SearchRequest, indices: list[Index], accesses: dict[str, Access],
+                 targets: list[Any]) -> list[VisibleHit]:
         by_name = {index.name: index for index in indices}
+        filters: dict[tuple[str, str], DocFilter] = {}
+        for name, access in accesses.items():
+            ids = [hit.doc.doc_id for hit in raw if hit.index == name]
+            if ids:
+                for doc_id, doc_filter in access.doc_filters([t for t in targets if t.index.name == name],
+                                                             ids).items():
+                    filters[(name, doc_id)] = doc_filter
         marking: dict[str, Any] = {}
         hits = []
         for hit in raw:
-            full = loads_strict(hit.doc.source)
+            original = full = loads_strict(hit.doc.source)
+            doc_filter = filters.get((hit.index, hit.doc.doc_id))
+            if doc_filter is not None:
+                full = doc_filter.source(original)  # hidden fields gone, masked ones masked
             source = request.source.apply(full) if request.source.fetch else None
             highlight = None
             if request.highlight is not None:
@@ -333,47 +437,67 @@ class Session:
                                       if f.ignore_above is not None), index.name, hit.doc.doc_id)
                 highlight = highlight_hit(full, request.highlight, marking[index.name], _analyzer_of(index),
                                           _expander(index), limits) or None
+                if highlight and doc_filter is not None:
+                    highlight = {k: v for k, v in highlight.items() if doc_filter.shows_clear(k)} or None
             fields = None
             if request.docvalue_fields or request.fields:
                 mapping = by_name[hit.index].mapping
-                fields = {**retrieve(full, mapping, request.fields, docvalue=False),
-                          **retrieve(full, mapping, request.docvalue_fields, docvalue=True)} or None
+                fields = {**retrieve(original, mapping, request.fields, docvalue=False),
+                          **retrieve(original, mapping, request.docvalue_fields, docvalue=True)} or None
+                if fields and doc_filter is not None:
+                    fields = {k: v for k, v in ((k, doc_filter.values(k, v)) for k, v in fields.items())
+                              if v is not None} or None
             hits.append(VisibleHit(hit.index, hit.doc, hit.score, hit.sort, source, hit.explanation, highlight,
                                    fields, hit.matched_queries))
         return hits
 
-    def _open_scroll(self, indices: list[Index], request: SearchRequest, keep_alive: float) -> SearchOutcome:
-        targets = targets_for(indices)
+    def _open_scroll(self, indices: list[Index], request: SearchRequest, keep_alive: float,
+                     accesses: dict[str, Access]) -> SearchOutcome:
+        targets = self._targets(indices, accesses)
         cursor = Cursor(targets, request.spec)
         aggregations = None
         if request.aggs:
             aggregations = run_aggregations(targets, request.spec.query, request.aggs, typed_keys=request.typed_keys)
-        scroll_id = self.__scrolls.open(self.principal.name, cursor, request, indices, keep_alive)
-        hits = self._visible(cursor.next_page(request.spec.size), request, indices)
+        scroll_id = self.__scrolls.open(self._owner, cursor, request, indices, keep_alive, accesses=accesses)
+        hits = self._visible(cursor.next_page(request.spec.size), request, indices, accesses, targets)
         total, relation = _tracked(request, cursor.total)
         return SearchOutcome(total, relation, cursor.max_score, hits, cursor.shards, aggregations, scroll_id)
 
     async def scroll(self, scroll_id: str, keep_alive: str | None) -> SearchOutcome:
-        context = self.__scrolls.get(self.principal.name, scroll_id, _keep_alive(keep_alive) if keep_alive else None)
-        for index in context.indices:  # Rights are checked on every page, not only when the scroll opened.
-            self.__policy.authorize_index(self.principal, actions.DOC_SEARCH, index.name)
+        context = self.__scrolls.get(self._owner, scroll_id, _keep_alive(keep_alive) if keep_alive else None)
+        self._recheck(context)
 
         def page() -> SearchOutcome:
             with context.lock:
                 hits = self._visible(context.cursor.next_page(context.request.spec.size), context.request,
-                                     context.indices)
+                                     context.indices, context.accesses or {}, context.cursor.targets)
             total, relation = _tracked(context.request, context.cursor.total)
             return SearchOutcome(total, relation, context.cursor.max_score, hits, context.cursor.shards, None,
                                  scroll_id)
         return await _run(page)
 
     def clear_scroll(self, scroll_ids: list[str] | None) -> tuple[bool, int]:
-        return self.__scrolls.clear(self.principal.name, scroll_ids)
+        return self.__scrolls.clear(self._owner, scroll_ids)
 
     async def explain(self, index_name: str, doc_id: str, query: Any) -> tuple[bool, dict[str, Any]] | None:
-        index = self._one(index_name, actions.DOC_SEARCH)
+        index, accesses = self._one_read(index_name, actions.DOC_SEARCH)
         node = parse_query(query)
-        return await _run(lambda: explain(targets_for([index]), node, doc_id))
+        for access in accesses.values():
+            access.transform(node)
+        # A document outside the caller's document query is missing, here as everywhere.
+        return await _run(lambda: explain(self._targets([index], accesses), node, doc_id))
+
+    def _one_read(self, name: str, action: str) -> tuple[Index, dict[str, Access]]:
+        if "," in name or "*" in name or name == "_all":
+            raise IllegalArgumentError(f"this action requires a single concrete index, got [{name}]")
+        grant = self.__policy.authorize_index(self.principal, action, name)
+        if grant.require_purpose and self.purpose is None:
+            raise IllegalArgumentError(f"a role of user [{self.principal.name}] requires a purpose for reading "
+                                       f"these indices: send the [{PURPOSE_HEADER}] header (for example a case "
+                                       "number)")
+        index = self.__engine.index(name)
+        accesses = self._accesses(Resolution([name], {name: grant}), [index])
+        return index, accesses
 
     async def by_query(self, expression: str, request: SearchRequest, operation: str, *, conflicts: str,
                        max_docs: int | None, refresh: str | None, batch_size: int = 1000,
@@ -381,10 +505,10 @@ class Session:
         """`_delete_by_query` and `_update_by_query` (without scripts): a snapshot of the matches, then
         conditional writes, so documents changed meanwhile count as version conflicts."""
         action = actions.DOC_DELETE if operation == "delete" else actions.DOC_UPDATE
-        indices = self._search_indices(expression, request, options)
+        indices, accesses = self._search_indices(expression, request, options)
         for index in indices:
             self.__policy.authorize_index(self.principal, action, index.name)
-        cursor = await _run(lambda: Cursor(targets_for(indices), replace(request.spec, offset=0)))
+        cursor = await _run(lambda: Cursor(self._targets(indices, accesses), replace(request.spec, offset=0)))
         counters = {"total": 0, "done": 0, "conflicts": 0, "batches": 0, "throttled_millis": 0}
         failures: list[dict[str, Any]] = []
         budget = max_docs if max_docs is not None else cursor.total
@@ -499,9 +623,18 @@ class Session:
     async def _index_for_write(self, name: str, writes: list[DocWrite]) -> Index:
         ops = {w.op for w in writes}
         for op in ops:
-            action = {"index": actions.DOC_INDEX, "create": actions.DOC_INDEX, "delete": actions.DOC_DELETE,
+            action = {"index": actions.DOC_INDEX, "create": actions.DOC_CREATE, "delete": actions.DOC_DELETE,
                       "update": actions.DOC_UPDATE}[op]
             self.__policy.authorize_index(self.principal, action, name)
+        if "update" in ops and self.__engine.exists(name) and \
+                self.__policy.may_index(self.principal, actions.DOC_GET, name):
+            # A partial update reads the stored document and merges into it: with document or field
+            # security on reads, it could copy hidden values or touch hidden documents (Elasticsearch
+            # refuses it the same way).
+            grant = self.__policy.authorize_index(self.principal, actions.DOC_GET, name)
+            if grant.layers and not self._access(grant, self.__engine.index(name)).unrestricted:
+                raise IllegalArgumentError("Can't execute an update request if field or document level security "
+                                           "is enabled")
         engine = self.__engine
         if engine.exists(name):
             return engine.index(name)
@@ -571,19 +704,41 @@ class Session:
         refreshed: set[str] = set()
         for spec in specs:
             try:
-                index = self._one(spec.index, action)
+                index, accesses = self._one_read(spec.index, action)
                 if refresh and index.name not in refreshed:
                     await _run(index.refresh)
                     refreshed.add(index.name)
                 doc = await _run(functools.partial(index.get, spec.doc_id, routing=spec.routing, realtime=realtime))
+                doc_filter = None
+                access = accesses.get(index.name)
+                if doc is not None and access is not None:
+                    # Outside the caller's document query a document answers exactly like a missing one.
+                    doc, doc_filter = await _run(self._guarded, index, access, spec, doc)
                 if doc is not None and spec.version is not None:
                     self._check_get_version(index, spec, doc)
-                results.append(self._doc_result(index, spec, doc))
+                results.append(self._doc_result(index, spec, doc, doc_filter))
             except StrongroomError as exc:
                 if single:
                     raise
                 results.append(exc)
         return results
+
+    def _guarded(self, index: Index, access: Access, spec: "GetSpec", doc: StoredDoc
+                 ) -> tuple[StoredDoc | None, DocFilter | None]:
+        """The document and its output filter if the caller may see it; (None, None) otherwise."""
+        shard = index.shard_for(spec.doc_id, spec.routing)
+        targets = [t for t in self._targets([index], {index.name: access}) if t.shard is shard]
+        if access.restriction is not None:
+            visible = matching_ids(targets, access.restriction, [spec.doc_id])
+            if not visible and not matching_ids(targets, MatchAll(), [spec.doc_id]):
+                # Written but not yet searchable (a real-time get): make it searchable, then decide.
+                shard.refresh()
+                targets = [t for t in self._targets([index], {index.name: access}) if t.shard is shard]
+                visible = matching_ids(targets, access.restriction, [spec.doc_id])
+            if not visible:
+                return None, None
+        filters = access.doc_filters(targets, [spec.doc_id])
+        return doc, filters.get(spec.doc_id)
 
     @staticmethod
     def _check_get_version(index: Index, spec: "GetSpec", doc: StoredDoc) -> None:
@@ -596,7 +751,8 @@ class Session:
                                        f"different than the one provided [{spec.version}]", index=index.name,
                                        uuid=index.uuid, shard=shard)
 
-    def _doc_result(self, index: Index, spec: "GetSpec", doc: StoredDoc | None) -> DocResult:
+    def _doc_result(self, index: Index, spec: "GetSpec", doc: StoredDoc | None,
+                    doc_filter: DocFilter | None = None) -> DocResult:
         if doc is None:
             return DocResult(index.name, spec.doc_id, None)
         source_filter = spec.source_filter
@@ -613,10 +769,14 @@ class Session:
                 if field_type is None or field_type.params.get("store") not in (True, "true"):
                     continue
                 values = extract_values(parsed, field_type.parent or name)
+                if values and doc_filter is not None:
+                    values = doc_filter.values(name, values)
                 if values:
                     fields[name] = values
         source = None
         if wants_source and parsed is not None:
+            if doc_filter is not None:
+                parsed = doc_filter.source(parsed)
             source = source_filter.apply(parsed) if source_filter else parsed
         return DocResult(index.name, spec.doc_id, doc, source, fields or None)
 
@@ -682,6 +842,35 @@ def _expander(index: Index) -> Callable[[str], list[str]]:
         return sorted(p for p, s in index.slots.items() if s.kind in ("text", "keyword")
                       and fnmatch.fnmatchcase(p, pattern))
     return expand
+
+
+def _filter_mapping(node: dict[str, Any], path: str, may_see: Callable[[str], bool]) -> dict[str, Any]:
+    out = dict(node)
+    if "properties" in node:
+        kept = {}
+        for name, child in node["properties"].items():
+            child_path = f"{path}.{name}" if path else name
+            filtered = _filter_mapping(child, child_path, may_see)
+            if "properties" in child and child["properties"] and not filtered.get("properties"):
+                continue  # an object whose fields are all hidden
+            if "properties" not in child and not may_see(child_path):
+                continue
+            kept[name] = filtered
+        out["properties"] = kept
+    if "fields" in node and isinstance(node["fields"], dict):
+        out["fields"] = {name: sub for name, sub in node["fields"].items() if may_see(f"{path}.{name}")}
+        if not out["fields"]:
+            del out["fields"]
+    return out
+
+
+def _revealer(access: Access) -> Callable[[Any, list[str], list[dict[str, Any]]], list[dict[str, Any]]]:
+    """The output filter the engine applies to documents it renders itself (top_hits)."""
+    def reveal(target: Any, ids: list[str], sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        filters = access.doc_filters([target], ids)
+        return [filters[doc_id].source(source) if doc_id in filters else {}  # fail closed
+                for doc_id, source in zip(ids, sources)]
+    return reveal
 
 
 def _keep_alive(value: str) -> float:

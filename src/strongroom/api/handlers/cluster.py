@@ -219,3 +219,8 @@ async def cat_count(call: Call) -> Response:
                Column("timestamp", ("ts", "hms", "hhmmss"), "time in HH:MM:SS"),
                Column("count", ("dc", "docs.count", "docsCount"), "the document count")]
     return cat_response(call, columns, [row])
+
+
+async def doctor(call: Call) -> Response:
+    """`GET /_strongroom/doctor`: the deployment self-check's latest report, for monitoring."""
+    return call.json(call.session.doctor_report())
