@@ -1,0 +1,78 @@
+"""Blind tokens: keyed HMAC-SHA256 stand-ins for the values of one protected field.
+
+A `Tokenizer` holds one field's token key of one variant (`DataKeys.token_key(field, variant)`),
+so the same value in two fields, or in two variants of one field, gives unrelated tokens.
+
+Token: HMAC-SHA256(key, tag + NFKC(value)), truncated to 16 bytes, base32, lowercase, no padding
+(26 characters of a-z and 2-7: safe as a keyword term). The tag separates the kinds of token that
+share one key:
+
+    exact and terms   b"x|" + value
+    prefixes          b"p" + decimal length + b"|" + prefix   (length in code points)
+    date parts        b"dy|" + "YYYY", b"dm|" + "YYYY-MM", b"dd|" + "YYYY-MM-DD"
+
+Leaks (to whoever holds the index files): equal values give equal tokens, so a reader learns which
+documents share a value and how often each value occurs, and, with prefixes or date parts, which
+share a prefix, a year or a month. Never the values themselves.
+
+Nothing here puts a value into an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+import unicodedata
+from datetime import date
+from hashlib import sha256
+
+TOKEN_BYTES = 16
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class Tokenizer:
+    """Deterministic keyed tokens for one field and variant."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if not isinstance(key, bytes) or len(key) != 32:
+            raise ValueError("a token key is 32 bytes")
+        self._key = key
+
+    def _token(self, tag: bytes, text: str) -> str:
+        normalized = unicodedata.normalize("NFKC", text).encode("utf-8", "surrogatepass")
+        mac = hmac.new(self._key, tag + normalized, sha256).digest()[:TOKEN_BYTES]
+        return base64.b32encode(mac).decode("ascii").rstrip("=").lower()
+
+    def exact(self, value: str) -> str:
+        """The token of a whole value (keyword equality)."""
+        return self._token(b"x|", value)
+
+    def terms(self, tokens: list[str]) -> list[str]:
+        """The tokens of analyzed terms, in order, so positions (and phrases) survive."""
+        return [self._token(b"x|", token) for token in tokens]
+
+    def prefixes(self, value: str, lengths: tuple[int, ...]) -> list[str]:
+        """Tokens of the value's prefixes of the given lengths (code points, after NFKC), in the
+        order given. Lengths longer than the value give no token, so a short value does not match
+        a longer prefix query."""
+        if any(type(n) is not int or n < 1 for n in lengths):
+            raise ValueError("prefix lengths are positive integers")
+        normalized = unicodedata.normalize("NFKC", value)
+        return [self._token(b"p%d|" % n, normalized[:n]) for n in lengths if n <= len(normalized)]
+
+    def date_parts(self, iso_date: str) -> list[str]:
+        """Tokens of the year, the year and month, and the full date of a "YYYY-MM-DD" date."""
+        if not isinstance(iso_date, str) or not _ISO_DATE.fullmatch(iso_date):
+            raise ValueError("date tokens need a date written YYYY-MM-DD")
+        try:
+            date.fromisoformat(iso_date)
+        except ValueError:
+            raise ValueError("date tokens need a valid calendar date written YYYY-MM-DD") from None
+        return [self._token(b"dy|", iso_date[:4]), self._token(b"dm|", iso_date[:7]),
+                self._token(b"dd|", iso_date)]
+
+    def __repr__(self) -> str:
+        return "Tokenizer(<key hidden>)"

@@ -1,0 +1,97 @@
+"""Sealing: a document's `_source` at rest, AES-256-GCM under the index's current data key version.
+
+Envelope (format 1):
+
+    1 byte   format version (0x01)
+    4 bytes  data key version, big endian
+    12 bytes nonce (random for every seal)
+    rest     ciphertext and 16-byte tag
+
+The associated data binds the format version, the key version, the index uuid and the document id,
+so a sealed source copied to another document or index, or relabelled with another key version,
+does not open.
+
+Leaks: the plaintext is padded before sealing (a 0x80 byte, then zeros, up to the next multiple
+of 32 bytes), so the sealed size reveals the length rounded up to 32 bytes, and nothing finer.
+Random 96-bit nonces are safe for about 2**32 seals per key version; rotate before that.
+
+Every failure to open is the same `SealError`, which never says which check failed.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .keys import DataKeys
+
+FORMAT_VERSION = 1
+NONCE_SIZE = 12
+TAG_SIZE = 16
+PAD_BLOCK = 32
+_HEADER = struct.Struct(">BI")  # format version, key version
+_AAD_LABEL = b"strongroom seal\x00"
+
+
+class SealError(Exception):
+    """Sealed data did not open: altered, truncated, or bound to another document, index or key."""
+
+    def __init__(self) -> None:
+        super().__init__("sealed data could not be opened: it was altered, or belongs to another"
+                         " document, index or key")
+
+
+def seal(keys: DataKeys, plaintext: bytes, *, index_uuid: str, doc_id: str,
+         _nonce: bytes | None = None) -> bytes:
+    """Seal `plaintext` for one document of one index. `_nonce` is for known-answer tests only."""
+    version = keys.current_version
+    nonce = os.urandom(NONCE_SIZE) if _nonce is None else _nonce
+    if len(nonce) != NONCE_SIZE:
+        raise ValueError("a nonce is 12 bytes")
+    header = _HEADER.pack(FORMAT_VERSION, version)
+    aead = AESGCM(keys.sealing_key(version))
+    return header + nonce + aead.encrypt(nonce, _pad(plaintext), _aad(header, index_uuid, doc_id))
+
+
+def unseal(keys: DataKeys, sealed: bytes, *, index_uuid: str, doc_id: str) -> bytes:
+    """Open what `seal` produced for the same index and document. `SealError` on any mismatch."""
+    if len(sealed) < _HEADER.size + NONCE_SIZE + TAG_SIZE + PAD_BLOCK:
+        raise SealError()
+    header = bytes(sealed[:_HEADER.size])
+    format_version, version = _HEADER.unpack(header)
+    if format_version != FORMAT_VERSION or version not in keys.versions:
+        raise SealError()
+    nonce = bytes(sealed[_HEADER.size:_HEADER.size + NONCE_SIZE])
+    aead = AESGCM(keys.sealing_key(version))
+    try:
+        padded = aead.decrypt(nonce, bytes(sealed[_HEADER.size + NONCE_SIZE:]),
+                              _aad(header, index_uuid, doc_id))
+    except InvalidTag:
+        raise SealError() from None
+    return _unpad(padded)
+
+
+def _aad(header: bytes, index_uuid: str, doc_id: str) -> bytes:
+    """Label, header, then index uuid and document id, each length-prefixed: unambiguous."""
+    if not index_uuid or not doc_id:
+        raise ValueError("sealing needs an index uuid and a document id")
+    uuid = index_uuid.encode("utf-8", "surrogatepass")
+    doc = doc_id.encode("utf-8", "surrogatepass")
+    return _AAD_LABEL + header + struct.pack(">I", len(uuid)) + uuid + struct.pack(">I", len(doc)) + doc
+
+
+def _pad(plaintext: bytes) -> bytes:
+    """ISO/IEC 7816-4 padding: 0x80, then zeros to a multiple of 32 (always at least one byte)."""
+    fill = PAD_BLOCK - len(plaintext) % PAD_BLOCK
+    return bytes(plaintext) + b"\x80" + bytes(fill - 1)
+
+
+def _unpad(padded: bytes) -> bytes:
+    # Only ever runs on authenticated plaintext, so it is no padding oracle.
+    end = len(padded.rstrip(b"\x00")) - 1
+    if end < 0 or padded[end] != 0x80 or len(padded) - end > PAD_BLOCK:
+        raise SealError()
+    return padded[:end]
