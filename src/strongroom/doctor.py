@@ -252,6 +252,9 @@ class Deployment:
         files += [self.data_dir / "security" / n for n in ("users.json", "roles.json", "api_keys.json")]
         files += [self.config_dir / "certs" / n for n in ("http.key", "http_ca.key")]
         files.append(self.config_dir / "mask.key")  # the `hash` mask's key (security/masks.py)
+        files.append(self.config_dir / "master.key")  # the generated master key (crypto/keys.py)
+        if self.settings.get("security.master_key_file"):
+            files.append(Path(self.settings["security.master_key_file"]))
         if self.settings["tls.key"]:
             files.append(Path(self.settings["tls.key"]))
         return files

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import uvicorn
 
 from .api.app import ApiLimits, build_app
+from .crypto.keys import DataKeys, KeyProblem, load_master_key
 from .crypto.tls import TlsError, TlsMaterial, ensure_http_certificates, local_hosts, operator_certificates
 from .doctor import Deployment, DoctorMonitor, is_loopback
 from .engine.fsutil import atomic_write, make_dirs
@@ -37,6 +38,7 @@ from .security.users import BOOTSTRAP_USER, SecurityStore
 log = logging.getLogger("strongroom")
 
 BOOTSTRAP_ENV = "STRONGROOM_BOOTSTRAP_PASSWORD"
+MASTER_KEY_ENV = "STRONGROOM_MASTER_KEY"
 
 
 class StartupError(Exception):
@@ -120,6 +122,15 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
                 tls = ensure_http_certificates(config_dir, local_hosts(host))
         except TlsError as exc:
             raise StartupError(str(exc)) from None
+    try:
+        key_file = settings["security.master_key_file"]
+        master, warning = load_master_key(key_file=Path(key_file) if key_file else None,
+                                          env_value=environ.get(MASTER_KEY_ENV) or None, config_dir=config_dir,
+                                          data_dir=data_dir, generate=not key_file)
+    except KeyProblem as problem:
+        raise StartupError(f"sealed: {problem.reason}") from None
+    if warning:
+        log.warning("%s", warning)
     lock_fd = lock_data_dir(data_dir)
     try:
         users = SecurityStore(data_dir)
@@ -143,8 +154,16 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
             mask_key = load_or_create_key(config_dir)  # the `hash` mask's key (config dir, 0600)
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot use the mask key: {exc}") from None
+        for name in engine.names():  # every index's keys must open with this master key, or nothing starts
+            blob = engine.index(name).keys
+            if blob is not None:
+                try:
+                    DataKeys.open(master, blob)
+                except KeyProblem as problem:
+                    engine.close()
+                    raise StartupError(f"sealed: index [{name}]: {problem.reason}") from None
         gate = Gate(engine, users, throttle=throttle, cluster_info=_node_info(data_dir), doctor=doctor.report,
-                    mask_key=mask_key)
+                    mask_key=mask_key, master_key=master)
     except BaseException:
         os.close(lock_fd)
         raise

@@ -63,6 +63,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("engine.writer_heap_bytes", 64 * 1024 * 1024, "Indexing memory per shard writer, in bytes.",
             _positive_int),
     Setting("engine.writer_threads", 1, "Indexing threads per shard writer.", _positive_int),
+    Setting("security.master_key_file", "", "File holding the master key that wraps every index's data keys "
+            "(mode 0600, outside the data directory; another volume in production). Empty: the environment "
+            "variable STRONGROOM_MASTER_KEY (base64 of 32 bytes), else <config-dir>/master.key, generated on "
+            "first start."),
     Setting("security.login_free_failures", 3, "Failed logins per user and address before each further attempt "
             "is delayed (exponentially, up to security.login_max_delay_seconds).", _positive_int),
     Setting("security.login_max_delay_seconds", 8, "Longest delay imposed on a login attempt after failures.",

@@ -2181,7 +2181,7 @@ def _top_hits(node: TopHitsAgg, scope: Scope, ctx: _Ctx) -> dict[str, Any]:
         entry: dict[str, Any] = {"_index": hit.part.target.index.name, "_id": doc.get_first("_id"),
                                  "_score": hit.score if scores_shown else None}
         if node.source is not False:
-            sources.setdefault(id(hit.part.target), []).append((entry, orjson.loads(doc.get_first("_source"))))
+            sources.setdefault(id(hit.part.target), []).append((entry, doc.get_first("_source")))
             entry["_source"] = None
         if not by_score:
             entry["sort"] = [_render_sort_value(v) for v in hit.values]
@@ -2189,9 +2189,9 @@ def _top_hits(node: TopHitsAgg, scope: Scope, ctx: _Ctx) -> dict[str, Any]:
     targets = {id(part.target): part.target for part in scope}
     for key, items in sources.items():
         reveal = targets[key].reveal
-        parsed = [source for _, source in items]
-        if reveal is not None:
-            parsed = reveal(targets[key], [entry["_id"] for entry, _ in items], parsed)
+        raw = [source for _, source in items]
+        parsed = reveal(targets[key], [entry["_id"] for entry, _ in items], raw) if reveal is not None \
+            else [orjson.loads(source) for source in raw]
         for (entry, _), source in zip(items, parsed):
             entry["_source"] = node.source(source) if callable(node.source) else source
     return {"hits": {"total": {"value": total, "relation": "eq"}, "max_score": max_score, "hits": rendered}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import logging
@@ -150,11 +151,14 @@ class WriteRequest:
     kind: str  # index | create | delete | update
     doc_id: str | None  # None: generate one (index/create)
     document: Any = None  # parsed JSON of the source (index/create)
-    source: bytes | None = None  # the bytes stored and returned as `_source`
+    source: bytes | None = None  # the bytes stored and returned as `_source` (opaque: sealed above)
     conditions: Conditions = field(default_factory=Conditions)
     routing: str | None = None
     update: "UpdateSpec | None" = None
     auto_id: bool = False  # The id was generated here, so no document can have it yet.
+    # The indexable document as JSON bytes, when `source` is not that JSON (sealed): logged and stored
+    # so the engine can rebuild its index and read values without ever opening `source`.
+    indexed: bytes | None = None
 
 
 @dataclass
@@ -163,6 +167,9 @@ class UpdateSpec:
     upsert: dict[str, Any] | None = None
     doc_as_upsert: bool = False
     detect_noop: bool = True
+    # When sources are sealed, the layer above merges: called under the shard lock with the current
+    # document (or None), it returns NOOP or (source, document, indexed) — and may raise.
+    merge: Callable[[StoredDoc | None], Any] | None = None
 
 
 @dataclass
@@ -200,6 +207,9 @@ class Index:
         self.creation_date: int = meta["creation_date"]
         self.settings: dict[str, str] = meta["settings"]
         self.primary_term: int = meta.get("primary_term", 1)
+        # Wrapped data keys (opaque here; the security layer opens them). None: an index from before
+        # sealing, whose sources are plain JSON.
+        self.keys: bytes | None = base64.b64decode(meta["keys"]) if meta.get("keys") else None
         self._limits = MappingLimits(int(self.setting("index.mapping.total_fields.limit")),
                                      int(self.setting("index.mapping.depth.limit")))
         self.mapping = Mapping.parse_definition(meta["mappings"], self._limits)
@@ -231,7 +241,8 @@ class Index:
         return {"name": self.name, "uuid": self.uuid, "creation_date": self.creation_date, "settings": self.settings,
                 "primary_term": self.primary_term, "mappings": self.mapping.to_es(),
                 "slots": {p: _slot_meta(s) for p, s in self.slots.items()},
-                "next_slot": self._next_slot}
+                "next_slot": self._next_slot,
+                **({"keys": base64.b64encode(self.keys).decode()} if self.keys is not None else {})}
 
     def setting(self, name: str) -> str:
         return self.settings.get(name, INDEX_SETTINGS[name][0])
@@ -416,10 +427,21 @@ class Index:
             if parsed.additions:
                 raise InternalError("mapping not installed")
         return WriteOp(request.kind, request.doc_id, request.source, self.build_fields(parsed),  # type: ignore[arg-type]
-                       request.conditions, request.routing, auto_id=request.auto_id)
+                       request.conditions, request.routing, auto_id=request.auto_id, doc=request.indexed)
 
     def _updater(self, spec: UpdateSpec, doc_id: str, op: WriteOp) -> Callable[[StoredDoc | None], Any]:
         def decide(current: StoredDoc | None) -> Any:
+            if spec.merge is not None:
+                merged = spec.merge(current)
+                if merged is NOOP:
+                    op.source = current.source if current is not None else None
+                    return NOOP
+                source, document, indexed = merged
+                parsed = self.mapping.parse_document(document, doc_id)
+                if parsed.additions:
+                    raise NeedsMapping(parsed.additions)
+                op.source = source
+                return IndexPlan(source, self.build_fields(parsed), indexed)
             if current is None:
                 if spec.upsert is not None:
                     document = spec.upsert
@@ -442,6 +464,10 @@ class Index:
             op.source = source
             return IndexPlan(source, self.build_fields(parsed))
         return decide
+
+    def new_id(self) -> str:
+        """A fresh document id (the layer above needs it before sealing, which binds the id)."""
+        return self._new_id()
 
     def get(self, doc_id: str, *, routing: str | None = None, realtime: bool = True) -> StoredDoc | None:
         return self.shard_for(doc_id, routing).get(doc_id, realtime=realtime)

@@ -90,7 +90,9 @@ class Engine:
     def exists(self, name: str) -> bool:
         return name in self._indices
 
-    def create_index(self, name: str, settings: Any = None, mappings: Any = None) -> Index:
+    def create_index(self, name: str, settings: Any = None, mappings: Any = None, *, keys: bytes | None = None
+                     ) -> Index:
+        """`keys`: the index's wrapped data keys, opaque to the engine (stored with its metadata)."""
         validate_index_name(name)
         normalized = {k: v for k, v in normalize_settings(settings).items() if v is not None}
         with self._lock:
@@ -98,6 +100,8 @@ class Engine:
                 raise ResourceAlreadyExistsError(name, self._indices[name].uuid)
             uuid = base64.urlsafe_b64encode(uuidlib.uuid4().bytes).decode().rstrip("=")
             meta = Index.new_meta(name, uuid, normalized, mappings)
+            if keys is not None:
+                meta["keys"] = base64.b64encode(keys).decode()
             staging = self._indices_dir / f".creating-{uuid}"
             final = self._indices_dir / uuid
             make_dirs(staging)
@@ -114,12 +118,12 @@ class Engine:
             self._indices[name] = index
             return index
 
-    def get_or_create(self, name: str) -> tuple[Index, bool]:
+    def get_or_create(self, name: str, *, keys: bytes | None = None) -> tuple[Index, bool]:
         index = self._indices.get(name)
         if index is not None:
             return index, False
         try:
-            return self.create_index(name), True
+            return self.create_index(name, keys=keys), True
         except ResourceAlreadyExistsError:  # Created concurrently.
             return self.index(name), False
 

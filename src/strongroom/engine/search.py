@@ -89,9 +89,11 @@ class Target:
     order: int  # position in the request's list of shards: the last tie-breaker
     restriction: Node | None = None
     transform: Callable[[Node], Node] | None = None
-    # `reveal(target, ids, sources) -> sources`: what the caller may see of documents the engine itself
-    # renders (top_hits); the search api filters its own hits.
-    reveal: Callable[[Any, list[str], list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+    # `reveal(target, ids, stored_sources) -> sources`: opens (and filters) the `_source` of documents the
+    # engine renders itself (top_hits); without it the stored bytes are read as JSON.
+    reveal: Callable[[Any, list[str], list[bytes]], list[dict[str, Any]]] | None = None
+    # `open_source(doc_id, stored) -> document`: reads a sealed source for the engine's own rare needs.
+    open_source: Callable[[str, bytes], Any] | None = None
     _restricted: tantivy.Query | None = field(default=None, repr=False)
 
     def compiler(self, now_millis: int) -> Compiler:
@@ -131,6 +133,15 @@ def targets_for(indices: Sequence[Index], *, restrictions: dict[str, Node | None
         for shard in index.shards:
             out.append(Target(index, shard, shard.searcher, len(out), restriction, transform, reveal))
     return out
+
+
+def stored_source(target: Target, doc: tantivy.Document) -> Any:
+    """A stored document's source as JSON, opened by the layer above when it is sealed (rare paths:
+    sort modes over multi-valued fields, segments older than a field)."""
+    raw = doc.get_first("_source")
+    if target.open_source is not None:
+        return target.open_source(doc.get_first("_id"), raw)
+    return orjson.loads(raw)
 
 
 def count_matches(targets: Sequence[Target], node: Node, *, now_millis: int | None = None) -> int:
@@ -361,7 +372,7 @@ def _mode_values(target: Target, addresses: list[tantivy.DocAddress], key: SortK
     integral = field_type.type in INTEGER_RANGES or field_type.type == "date"
     out: list[Any] = []
     for address in addresses:
-        source = orjson.loads(target.searcher.doc(address).get_first("_source"))
+        source = stored_source(target, target.searcher.doc(address))
         values = []
         for raw in extract_values(source, field_type.parent or key.field):
             try:
@@ -415,7 +426,7 @@ def _keyword_values_from_source(target: Target, addresses: list[tantivy.DocAddre
     # document itself (a rare case: fields added after data was loaded, until segments merge).
     out = []
     for address in addresses:
-        source = orjson.loads(target.searcher.doc(address).get_first("_source"))
+        source = stored_source(target, target.searcher.doc(address))
         values = [str(v) for v in extract_values(source, path)]
         out.append(min(values) if values else None)
     return out

@@ -137,6 +137,7 @@ class IndexPlan:
 
     source: bytes
     fields: tantivy.Document
+    doc: bytes | None = None  # the indexable document, when the source is not it
 
 
 NOOP = object()
@@ -159,6 +160,7 @@ class WriteOp:
     conditions: Conditions = field(default_factory=Conditions)
     routing: str | None = None
     auto_id: bool = False  # An id we generated cannot exist yet: skip the lookup.
+    doc: bytes | None = None  # the indexable document, when the source is not it (sealed)
     # Updates: called under the lock with the current document (or None); returns an IndexPlan or NOOP.
     updater: Callable[[StoredDoc | None], Any] | None = None
 
@@ -221,7 +223,8 @@ class Shard:
     def _ensure_schema(self) -> None:
         """Appends missing slots to the on-disk schema (only while no writer is open)."""
         current = {entry["name"]: entry for entry in self._meta()["schema"]}
-        missing = [s.schema_entry() for s in self._slots.values() if s.name not in current]
+        missing = [e for e in FIXED_SCHEMA if e["name"] not in current]  # fields added by later versions
+        missing += [s.schema_entry() for s in self._slots.values() if s.name not in current]
         for slot in self._slots.values():
             entry = current.get(slot.name)
             if entry is not None and entry["type"] != slot.schema_entry()["type"]:
@@ -269,7 +272,7 @@ class Shard:
                 self._writer.delete_documents_by_term("_id", op.doc_id)
                 if op.op == OP_INDEX:
                     assert op.source is not None
-                    fields = self._build_fields(op.source, op.doc_id)
+                    fields = self._build_fields(op.doc if op.doc is not None else op.source, op.doc_id)
                     self._writer.add_document(self._complete(fields, op.doc_id, seq, op.version, op.primary_term,
                                                              op.source, op.routing))
                 self._applied_seq = seq
@@ -423,14 +426,14 @@ class Shard:
             assert isinstance(plan, IndexPlan)
             version = current.version + 1 if exists and current is not None else 1
             routing = op.routing if op.routing is not None else (current.routing if current else None)
-            logged = LoggedOp(OP_INDEX, op.doc_id, version, self.primary_term, routing, plan.source)
+            logged = LoggedOp(OP_INDEX, op.doc_id, version, self.primary_term, routing, plan.source, plan.doc)
             return _Decision(logged, plan.fields, "updated" if exists else "created", exists)
         version = self._next_version(conditions, current, exists)
         if op.kind == "delete":
             logged = LoggedOp(OP_DELETE, op.doc_id, version, self.primary_term, op.routing)
             return _Decision(logged, None, "deleted" if exists else "not_found", exists)
         assert op.source is not None
-        logged = LoggedOp(OP_INDEX, op.doc_id, version, self.primary_term, op.routing, op.source)
+        logged = LoggedOp(OP_INDEX, op.doc_id, version, self.primary_term, op.routing, op.source, op.doc)
         return _Decision(logged, op.fields, "updated" if exists else "created", exists)
 
     def _committed_source(self, doc_id: str) -> bytes:

@@ -30,6 +30,8 @@ from .roles import parse_role
 from .users import Principal, SecurityStore
 from .admin import SecurityAdmin
 from .masks import Masker
+from .vault import Vault
+from ..crypto.keys import MasterKey
 
 CACHE_TTL_SECONDS = 20 * 60.0  # Elasticsearch's realm cache default.
 CACHE_MAX_ENTRIES = 10_000
@@ -40,7 +42,8 @@ class Gate:
     def __init__(self, engine: Engine, users: SecurityStore, *, policy: Policy | None = None,
                  throttle: LoginThrottle | None = None, clock: Callable[[], float] = time.monotonic,
                  cluster_info: dict[str, str] | None = None, hash_concurrency: int = 2,
-                 doctor: Callable[[], dict[str, Any]] | None = None, mask_key: bytes | None = None) -> None:
+                 doctor: Callable[[], dict[str, Any]] | None = None, mask_key: bytes | None = None,
+                 master_key: MasterKey | None = None) -> None:
         self.__engine = engine
         self._users = users
         self._policy = policy or RolePolicy(users.role)
@@ -56,6 +59,8 @@ class Gate:
         self._doctor = doctor  # the deployment self-check's latest report (doctor.py)
         # The `hash` mask's key: the server passes the persisted one (config dir); tests get a fresh one.
         self._masker = Masker(mask_key if mask_key is not None else os.urandom(32))
+        # Sealing at rest: the server passes the loaded master key; tests get a fresh one per gate.
+        self._vault = Vault(master_key if master_key is not None else MasterKey.generate())
         self._key_roles: dict[str, tuple] = {}
 
     async def open_session(self, authorization: str | None, address: str, path: str, *,
@@ -65,7 +70,8 @@ class Gate:
 
     def _session(self, principal: Principal, purpose: str | None = None) -> Session:
         return Session(principal, self.__engine, self._policy, self._cluster_info, self._scrolls,
-                       doctor=self._doctor, admin=self._admin, masker=self._masker, purpose=purpose)
+                       doctor=self._doctor, admin=self._admin, masker=self._masker, purpose=purpose,
+                       vault=self._vault)
 
     def _admin(self, principal: Principal) -> "SecurityAdmin":
         return SecurityAdmin(principal, self._users, self._policy, on_change=self._security_changed)

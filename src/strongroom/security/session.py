@@ -17,17 +17,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import anyio
+import orjson
 
-from ..engine.index import INDEX_SETTINGS, Index, UpdateSpec, WriteOutcome, WriteRequest
+from ..engine.index import INDEX_SETTINGS, Index, UpdateSpec, WriteOutcome, WriteRequest, deep_merge
 from ..engine.aggs import run_aggregations
 from ..engine.analysis import analyze_text
 from ..engine.node import Engine
 from ..engine.index import parse_time_value
 from ..engine.plan import MatchAll
 from ..engine.search import Cursor, count_matches, explain, matching_ids, run_search, targets_for
-from ..engine.shard import Conditions, OpResult, StoredDoc
+from ..engine.shard import NOOP, Conditions, OpResult, StoredDoc
 from ..errors import (ActionRequestValidationError, AuthorizationError, IllegalArgumentError, IndexNotFoundError,
-                      StrongroomError, VersionConflictError)
+                      DocumentMissingError, StrongroomError, VersionConflictError)
 from ..query.dsl import parse_query
 from ..jsonio import extract_values, loads_strict
 from ..query.fields import retrieve
@@ -37,6 +38,8 @@ from ..query.source import SourceFilter
 from . import policy as actions
 from .access import Access, DocFilter
 from .masks import Masker
+from .vault import Vault
+from ..crypto.keys import MasterKey
 from .policy import IndexGrant, Policy
 from .scroll import ScrollRegistry, check_keep_alive
 from .users import Principal
@@ -113,8 +116,9 @@ class Session:
     def __init__(self, principal: Principal, engine: Engine, policy: Policy, cluster_info: dict[str, str],
                  scrolls: ScrollRegistry, *, doctor: Callable[[], dict[str, Any]] | None = None,
                  admin: Callable[[Principal], Any] | None = None, masker: Masker | None = None,
-                 purpose: str | None = None) -> None:
+                 purpose: str | None = None, vault: Vault | None = None) -> None:
         self.principal = principal
+        self.__vault = vault or Vault(MasterKey.generate())
         self.__masker = masker or Masker(os.urandom(32))
         if purpose is not None and (not purpose.strip() or len(purpose) > MAX_PURPOSE or not purpose.isprintable()):
             raise IllegalArgumentError(f"[{PURPOSE_HEADER}] must be printable text of at most {MAX_PURPOSE} "
@@ -183,13 +187,21 @@ class Session:
                     out[index.name] = access
         return out
 
-    @staticmethod
-    def _targets(indices: Sequence[Index], accesses: dict[str, Access]) -> list[Any]:
-        if not accesses:
+    def _targets(self, indices: Sequence[Index], accesses: dict[str, Access]) -> list[Any]:
+        sealed = [index for index in indices if self.__vault.sealed(index)]
+        if not accesses and not sealed:
             return targets_for(indices)
-        return targets_for(indices, restrictions={n: a.restriction for n, a in accesses.items()},
-                           transforms={n: a.transform for n, a in accesses.items() if a.fields_restricted},
-                           reveals={n: _revealer(a) for n, a in accesses.items() if a.fields_restricted})
+        targets = targets_for(indices, restrictions={n: a.restriction for n, a in accesses.items()},
+                              transforms={n: a.transform for n, a in accesses.items() if a.fields_restricted})
+        for target in targets:  # How the engine may open the sources it renders itself (top_hits, sort modes).
+            index, access = target.index, accesses.get(target.index.name)
+            target.open_source = functools.partial(self._open_json, index)
+            target.reveal = _revealer(functools.partial(self._open_json, index),
+                                      access if access is not None and access.fields_restricted else None)
+        return targets
+
+    def _open_json(self, index: Index, doc_id: str, stored: bytes) -> Any:
+        return loads_strict(self.__vault.open(index, doc_id, stored))
 
     def _one(self, name: str, action: str) -> Index:
         if "," in name or "*" in name or name == "_all":
@@ -247,7 +259,8 @@ class Session:
     async def create_index(self, name: str, settings: Any, mappings: Any) -> IndexView:
         self.__policy.authorize_index(self.principal, actions.INDEX_CREATE, name)
         engine = self.__engine
-        await _run(engine.create_index, name, settings, mappings)
+        await _run(functools.partial(engine.create_index, name, settings, mappings,
+                                     keys=self.__vault.new_index_keys()))
         return self._view(name, stats=False)
 
     async def delete_indices(self, expression: str, *, ignore_unavailable: bool = False,
@@ -420,7 +433,7 @@ class Session:
         marking: dict[str, Any] = {}
         hits = []
         for hit in raw:
-            original = full = loads_strict(hit.doc.source)
+            original = full = self._open_json(by_name[hit.index], hit.doc.doc_id, hit.doc.source)
             doc_filter = filters.get((hit.index, hit.doc.doc_id))
             if doc_filter is not None:
                 full = doc_filter.source(original)  # hidden fields gone, masked ones masked
@@ -529,7 +542,8 @@ class Session:
                     writes.append(DocWrite("delete", hit.index, doc.doc_id, if_seq_no=doc.seq_no,
                                            if_primary_term=doc.primary_term, routing=doc.routing))
                 else:
-                    writes.append(DocWrite("index", hit.index, doc.doc_id, loads_strict(doc.source), doc.source,
+                    plain = self.__vault.open(self.__engine.index(hit.index), doc.doc_id, doc.source)
+                    writes.append(DocWrite("index", hit.index, doc.doc_id, loads_strict(plain), plain,
                                            if_seq_no=doc.seq_no, if_primary_term=doc.primary_term,
                                            routing=doc.routing))
             results, _ = await self.write(writes)
@@ -594,11 +608,14 @@ class Session:
                 for i in positions:
                     results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
                 continue
-            requests = [self._request(writes[i]) for i in positions]
+            requests = [self._request(index, writes[i]) for i in positions]
             outcomes = await _run(index.write, requests)
             touched.append((index, outcomes))
             for i, request, outcome in zip(positions, requests, outcomes):
-                results[i] = WriteResult(name, request.doc_id, writes[i].op, outcome.result, outcome.source)
+                source = outcome.source
+                if source is not None and request.doc_id is not None:  # what the api may echo back: opened
+                    source = self.__vault.open(index, request.doc_id, source)
+                results[i] = WriteResult(name, request.doc_id, writes[i].op, outcome.result, source)
         forced = False
         if refresh in ("true", ""):  # Like Elasticsearch, only the shards the writes went to.
             for index, outcomes in touched:
@@ -641,7 +658,8 @@ class Session:
         if ops <= {"delete"}:  # Like Elasticsearch, every other operation creates the index.
             raise IndexNotFoundError(name)
         self.__policy.authorize_index(self.principal, actions.INDEX_AUTO_CREATE, name)
-        index, _created = await _run(engine.get_or_create, name)
+        index, _created = await _run(functools.partial(engine.get_or_create, name,
+                                                       keys=self.__vault.new_index_keys()))
         return index
 
     def _check_write(self, write: DocWrite) -> None:
@@ -677,17 +695,50 @@ class Session:
         if write.op in ("index", "create") and write.source is None:
             raise ActionRequestValidationError("source is missing")
 
-    @staticmethod
-    def _request(write: DocWrite) -> WriteRequest:
+    def _request(self, index: Index, write: DocWrite) -> WriteRequest:
+        """The engine's request: sources sealed (bound to index and id), the indexable document beside."""
         conditions = Conditions(write.if_seq_no, write.if_primary_term, write.version,
                                 write.version_type or "internal")
-        update = None
+        kind = "create" if write.op == "create" else write.op
+        sealed = self.__vault.sealed(index)
         if write.op == "update":
             body = write.update or {}
             update = UpdateSpec(body.get("doc"), body.get("upsert"), bool(body.get("doc_as_upsert", False)),
                                 bool(body.get("detect_noop", True)))
-        kind = "create" if write.op == "create" else write.op
-        return WriteRequest(kind, write.doc_id, write.document, write.source, conditions, write.routing, update)
+            if sealed:
+                assert write.doc_id is not None
+                update.merge = self._merger(index, write.doc_id, update, write.routing)
+            return WriteRequest(kind, write.doc_id, None, None, conditions, write.routing, update)
+        if kind in ("index", "create") and sealed:
+            doc_id, auto_id = (write.doc_id, False) if write.doc_id is not None else (index.new_id(), True)
+            assert write.source is not None
+            request = WriteRequest(kind, doc_id, write.document, self.__vault.seal(index, doc_id, write.source),
+                                   conditions, write.routing, None, auto_id)
+            request.indexed = write.source  # no protected fields yet: the indexable document is the source
+            return request
+        return WriteRequest(kind, write.doc_id, write.document, write.source, conditions, write.routing)
+
+    def _merger(self, index: Index, doc_id: str, spec: UpdateSpec, routing: str | None
+                ) -> Callable[[StoredDoc | None], Any]:
+        """A partial update over a sealed source: open, merge (as Elasticsearch does), seal again. The
+        engine calls it under the shard lock, so the read-modify-write is atomic."""
+        def merge(current: StoredDoc | None) -> Any:
+            if current is None:
+                if spec.upsert is not None:
+                    document = spec.upsert
+                elif spec.doc_as_upsert and spec.doc is not None:
+                    document = spec.doc
+                else:
+                    shard = index.shard_for(doc_id, routing).number
+                    raise DocumentMissingError(index.name, index.uuid, shard, doc_id)
+            else:
+                base = loads_strict(self.__vault.open(index, doc_id, current.source))
+                document = deep_merge(base, spec.doc or {})
+                if spec.detect_noop and document == base:
+                    return NOOP
+            plain = orjson.dumps(document)
+            return self.__vault.seal(index, doc_id, plain), document, plain
+        return merge
 
     async def get(self, spec: "GetSpec", *, realtime: bool = True, refresh: bool = False) -> DocResult:
         (result,) = await self._get_many([spec], actions.DOC_GET, realtime=realtime, refresh=refresh, single=True)
@@ -761,7 +812,7 @@ class Session:
         if stored is not None and source_filter is None:
             wants_source = "_source" in stored  # Asking for stored fields turns `_source` off unless named.
         fields = None
-        parsed = loads_strict(doc.source) if (wants_source or stored) else None
+        parsed = self._open_json(index, doc.doc_id, doc.source) if (wants_source or stored) else None
         if stored and parsed is not None:
             fields = {}
             for name in stored:
@@ -864,12 +915,16 @@ def _filter_mapping(node: dict[str, Any], path: str, may_see: Callable[[str], bo
     return out
 
 
-def _revealer(access: Access) -> Callable[[Any, list[str], list[dict[str, Any]]], list[dict[str, Any]]]:
-    """The output filter the engine applies to documents it renders itself (top_hits)."""
-    def reveal(target: Any, ids: list[str], sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _revealer(open_json: Callable[[str, bytes], Any], access: Access | None
+              ) -> Callable[[Any, list[str], list[bytes]], list[dict[str, Any]]]:
+    """How documents the engine renders itself (top_hits) are opened and filtered for the caller."""
+    def reveal(target: Any, ids: list[str], sources: list[bytes]) -> list[dict[str, Any]]:
+        opened = [open_json(doc_id, source) for doc_id, source in zip(ids, sources)]
+        if access is None:
+            return opened
         filters = access.doc_filters([target], ids)
         return [filters[doc_id].source(source) if doc_id in filters else {}  # fail closed
-                for doc_id, source in zip(ids, sources)]
+                for doc_id, source in zip(ids, opened)]
     return reveal
 
 

@@ -1,0 +1,63 @@
+"""The vault: seals documents on their way into the engine and opens them on their way out.
+
+It holds the master key (loaded at start, never written to the data directory) and each index's
+data keys, unwrapped on first use from the wrapped blob the engine stores with the index's
+metadata. The engine only ever sees sealed `_source` bytes; it never holds a key.
+
+An index created before sealing existed has no keys: its sources are plain JSON and stay readable.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ..crypto.keys import DataKeys, KeyProblem, MasterKey
+from ..crypto.seal import SealError, seal, unseal
+from ..engine.index import Index
+from ..errors import InternalError
+
+
+class Vault:
+    def __init__(self, master: MasterKey) -> None:
+        self._master = master
+        self._keys: dict[str, DataKeys] = {}  # by index uuid
+        self._lock = threading.Lock()
+
+    def new_index_keys(self) -> bytes:
+        """Wrapped data keys for a new index."""
+        _keys, blob = DataKeys.create(self._master)
+        return blob
+
+    def keys(self, index: Index) -> DataKeys | None:
+        if index.keys is None:
+            return None
+        cached = self._keys.get(index.uuid)
+        if cached is None:
+            with self._lock:
+                cached = self._keys.get(index.uuid)
+                if cached is None:
+                    try:
+                        cached = DataKeys.open(self._master, index.keys)
+                    except KeyProblem as problem:
+                        raise InternalError(f"index [{index.name}]: {problem.reason}") from None
+                    self._keys[index.uuid] = cached
+        return cached
+
+    def seal(self, index: Index, doc_id: str, plaintext: bytes) -> bytes:
+        keys = self.keys(index)
+        if keys is None:
+            return plaintext
+        return seal(keys, plaintext, index_uuid=index.uuid, doc_id=doc_id)
+
+    def open(self, index: Index, doc_id: str, stored: bytes) -> bytes:
+        keys = self.keys(index)
+        if keys is None:
+            return stored
+        try:
+            return unseal(keys, stored, index_uuid=index.uuid, doc_id=doc_id)
+        except SealError:
+            # Tampered or misplaced ciphertext: never guess, never show it.
+            raise InternalError(f"a stored document of index [{index.name}] failed its integrity check") from None
+
+    def sealed(self, index: Index) -> bool:
+        return index.keys is not None
