@@ -69,7 +69,8 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
 
     async def load() -> None:
         await admin.create_index(INDEX, {"number_of_shards": 2}, {"properties": {
-            "district": {"type": "keyword"}, "phone": {"type": "keyword"}, "national_id": {"type": "keyword"},
+            "district": {"type": "keyword"}, "phone": {"type": "keyword", "protect": "blind"},
+            "national_id": {"type": "keyword", "protect": "blind", "blind_prefixes": [4]},
             "age": {"type": "long"}, "notes": {"type": "text", "store": True}}})
         writes = [DocWrite("index", INDEX, doc_id, doc, orjson.dumps(doc)) for doc_id, doc in DOCS.items()]
         await admin.write(writes, refresh="true")

@@ -81,8 +81,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = start_server(root / "data", root / "config")
     with server.client() as es:
         es.indices.create(index=INDEX, settings={"number_of_shards": 2}, mappings={"properties": {
-            "district": {"type": "keyword"}, "phone": {"type": "keyword", "store": True},
-            "national_id": {"type": "keyword"}, "notes": {"type": "text", "store": True}, "age": {"type": "long"},
+            "district": {"type": "keyword"}, "phone": {"type": "keyword", "store": True, "protect": "blind"},
+            "national_id": {"type": "keyword", "protect": "blind"}, "notes": {"type": "text", "store": True}, "age": {"type": "long"},
             "name": {"type": "text", "fields": {"raw": {"type": "keyword"}}}}})
         for doc_id, doc in DOCS.items():
             es.index(index=INDEX, id=doc_id, document=doc)

@@ -1,16 +1,22 @@
-"""Tests for strongroom.pii: resident identity numbers and mainland mobile numbers."""
+"""Tests for strongroom.pii: identity numbers, mobile numbers, bank cards, e-mail, passports, detect."""
 
 from __future__ import annotations
 
 import datetime
+import time
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from strongroom.pii import (
+    DETECTORS,
     PROVINCE_CODES,
+    detect,
+    is_bank_card,
+    is_email,
     is_mainland_mobile,
+    is_passport_like,
     is_valid_national_id,
     national_id_check_char,
 )
@@ -257,3 +263,393 @@ def test_every_plain_mobile_number_is_accepted_in_all_notations(second: int, res
     grouped = f"{number[:3]} {number[3:7]} {number[7:]}"
     for value in (number, "+86" + number, "86" + number, "+86 " + grouped, grouped.replace(" ", "-")):
         assert is_mainland_mobile(value), value
+
+
+# --------------------------------------------------------------------------- bank cards
+
+
+def luhn_check_digit(body: str) -> str:
+    """The digit that makes ``body + digit`` pass Luhn (written independently of the module)."""
+    total = 0
+    for position, char in enumerate(reversed(body)):
+        digit = int(char)
+        if position % 2 == 0:  # these positions are doubled once the check digit is appended
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return str((10 - total % 10) % 10)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "4111111111111111",  # Visa test numbers published by the card networks / processors
+        "4012888888881881",
+        "4222222222222",  # 13-digit Visa
+        "5555555555554444",  # Mastercard 5x
+        "5105105105105100",
+        "2223003122003222",  # Mastercard 2-series, near the bottom of 2221-2720
+        "2720990000000007",  # ... and at the top
+        "378282246310005",  # American Express, 15 digits
+        "371449635398431",
+        "3530111333300000",  # JCB
+        "3566002020360505",
+        "6200000000000005",  # China UnionPay, 16 digits
+        "6205500000000000004",  # China UnionPay, 19 digits
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "3782 822463 10005",  # Amex grouping 4-6-5
+        "6205 5000 0000 0000 004",  # 19 digits as 4-4-4-4-3
+        "6205-5000-0000-0000-004",
+        "6222" + "02123456789012" + luhn_check_digit("622202123456789012"),  # 19 digits, built
+    ],
+)
+def test_bank_card_accepts(value: str) -> None:
+    assert is_bank_card(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "4111111111111112",  # Luhn fails (last digit changed)
+        "4111111111111121",  # two adjacent digits swapped: Luhn catches it
+        "5555555555554445",
+        "6205500000000000005",
+        "378282246310006",
+        "6011111111111117",  # Discover: passes Luhn, but 60 is not a recognised prefix
+        "30569309025904",  # Diners Club: passes Luhn, prefix 30
+        "1234567812345670",  # passes Luhn, prefix 1
+        "7" + "000000000000" + luhn_check_digit("7000000000000"),
+        "5612345678901" + luhn_check_digit("5612345678901"),  # Mastercard ends at 55
+        "2220" + "99000000000" + luhn_check_digit("222099000000000"),  # just below 2221
+        "2721" + "00000000000" + luhn_check_digit("272100000000000"),  # just above 2720
+        "3527" + "00000000000" + luhn_check_digit("352700000000000"),  # just below JCB
+        "3590" + "00000000000" + luhn_check_digit("359000000000000"),  # just above JCB
+        "3782822463100" + luhn_check_digit("3782822463100"),  # Amex with 14 digits
+        "378282246310000" + luhn_check_digit("378282246310000"),  # Amex with 16 digits
+        "4" * 17,  # passes Luhn and has a Visa prefix, but a single repeated digit
+        "2" * 17,  # likewise, in the Mastercard 2-series range
+        "0" * 16,  # passes Luhn trivially
+        "411111111111",  # 12 digits
+        "41111111111111111110",  # 20 digits
+        "4111 1111-1111 1111",  # mixed separators
+        "4111  1111 1111 1111",  # doubled separator
+        " 4111111111111111",  # surrounding whitespace (detect strips; the validator does not)
+        "4111111111111111 ",
+        "-4111-1111-1111-1111",
+        "4111-1111-1111-1111-",
+        "4111.1111.1111.1111",
+        "4111_1111_1111_1111",
+        "４１１１１１１１１１１１１１１１",  # full-width digits
+        "",
+        None,
+        4111111111111111,  # ints only through detect
+    ],
+)
+def test_bank_card_rejects(value: object) -> None:
+    assert not is_bank_card(value)
+
+
+@given(
+    st.sampled_from(["62", "4", "51", "55", "2221", "2720", "3528", "3589"]),
+    st.integers(min_value=13, max_value=19),
+    st.data(),
+)
+def test_any_luhn_valid_number_with_a_known_prefix_is_a_card(prefix: str, length: int, data: st.DataObject) -> None:
+    body = prefix + data.draw(st.text("0123456789", min_size=length - 1 - len(prefix), max_size=length - 1 - len(prefix)))
+    number = body + luhn_check_digit(body)
+    assume(len(set(number)) > 1)
+    assert is_bank_card(number)
+    grouped = " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+    assert is_bank_card(grouped) and is_bank_card(grouped.replace(" ", "-"))
+    # Luhn detects every single-digit error.
+    position = data.draw(st.integers(min_value=len(prefix), max_value=length - 1), label="position")
+    replacement = data.draw(st.sampled_from([d for d in "0123456789" if d != number[position]]), label="new")
+    assert not is_bank_card(number[:position] + replacement + number[position + 1 :])
+
+
+# --------------------------------------------------------------------------- e-mail addresses
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@b.cn",
+        "zhang.san@example.com",
+        "Zhang.San@Example.COM",
+        "first.last+tag@mail.example.co.uk",
+        "o'brien@example.ie",
+        "user_name-1@sub-domain.example.org",
+        "x!#$%&'*+/=?^_`{|}~-@example.com",  # every atext special character
+        "123@456.example.com",  # digits in local part and labels
+        "user@example.xn--fiqs8s",  # an A-label top-level domain (.中国)
+        "user@xn--fsqu00a.xn--0zwm56d",
+        "a" * 64 + "@example.com",  # longest local part
+        "a@" + ".".join(["b" * 63] * 3) + "." + "c" * 60,  # 254 characters
+    ],
+)
+def test_email_accepts(value: str) -> None:
+    assert is_email(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "zhang san@example.com",  # a space in the local part
+        "zhangsan@exam ple.com",  # a space in the domain
+        "zhangsan @example.com",
+        " zhangsan@example.com",  # surrounding whitespace (detect strips; the validator does not)
+        "zhangsan@example.com ",
+        "zhangsan@example.com\n",
+        "zhang\tsan@example.com",
+        "zhangsan.example.com",  # no @
+        "zhang@san@example.com",  # two @
+        "@example.com",  # empty local part
+        "zhangsan@",  # empty domain
+        "zhangsan@localhost",  # a single label
+        "zhangsan@example.c",  # one-letter TLD
+        "zhangsan@example.c0m",  # a digit in the TLD
+        "zhangsan@example.123",
+        "zhangsan@192.168.0.1",
+        "zhangsan@[192.168.0.1]",  # IP literals are not accepted
+        "zhangsan@example.com.",  # trailing dot
+        "zhangsan@.example.com",
+        "zhangsan@example..com",
+        "zhangsan@-example.com",  # a label starting with a hyphen
+        "zhangsan@example-.com",
+        "zhangsan@exa_mple.com",
+        ".zhangsan@example.com",  # dots in the local part: leading, trailing, doubled
+        "zhangsan.@example.com",
+        "zhang..san@example.com",
+        '"zhang san"@example.com',  # quoted local parts are not accepted
+        "zhang(comment)san@example.com",
+        "张三@example.com",  # non-ASCII local part
+        "zhangsan@例子.中国",  # non-ASCII domain (only the xn-- form is accepted)
+        "a" * 65 + "@example.com",  # local part over 64
+        "a@" + "b" * 64 + ".com",  # a label over 63
+        "a@" + ".".join(["b" * 63] * 3) + "." + "c" * 61,  # 255 characters
+        "a@b.c",
+        "",
+        None,
+        b"zhangsan@example.com",
+    ],
+)
+def test_email_rejects(value: object) -> None:
+    assert not is_email(value)
+
+
+# --------------------------------------------------------------------------- passports
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "E12345678",  # Chinese ordinary passport, E + 8 digits
+        "G12345678",  # older Chinese ordinary passport
+        "EA1234567",  # 2012+ Chinese ordinary passport: E + letter + 7 digits
+        "EJ7654321",
+        "P1234567",  # public affairs
+        "S1234567",  # service
+        "D1234567",  # diplomatic
+        "e12345678",  # lower case
+        "ea1234567",
+        "Ea1234567",
+        "AB12345678",  # generic: 2 letters + 8 digits
+        "K1234567",  # generic: 1 letter + 7 digits
+    ],
+)
+def test_passport_accepts(value: str) -> None:
+    assert is_passport_like(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "E1234567890",  # too many digits
+        "E123456",  # too few
+        "ABC1234567",  # three letters
+        "12345678",  # no letter
+        "1E2345678",  # a digit first
+        "E1234567A",  # a trailing letter
+        "E 12345678",
+        "E-12345678",
+        " E12345678",  # surrounding whitespace (detect strips; the validator does not)
+        "E12345678 ",
+        "É12345678",  # non-ASCII letter
+        "Ｅ１２３４５６７８",  # full-width
+        "E１２３４５６７８",
+        "",
+        None,
+        12345678,
+    ],
+)
+def test_passport_rejects(value: object) -> None:
+    assert not is_passport_like(value)
+
+
+# --------------------------------------------------------------------------- detect
+
+# An 18-digit identity number that also passes as a 18-digit UnionPay card (62 is Gansu).
+ID_AND_CARD = "620102199001010257"
+
+
+def test_detector_names() -> None:
+    assert DETECTORS == ("national_id", "mobile", "bank_card", "email", "passport")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("11010519491231002X", ("national_id",)),
+        ("11010519491231002x", ("national_id",)),
+        ("13812345678", ("mobile",)),
+        ("+86 138 1234 5678", ("mobile",)),
+        ("0086 138 1234 5678", ("mobile",)),  # "0086" is accepted by detect only
+        ("0086-13812345678", ("mobile",)),
+        ("008613812345678", ("mobile",)),
+        ("4111 1111 1111 1111", ("bank_card",)),
+        ("6205500000000000004", ("bank_card",)),
+        ("zhang.san@example.com", ("email",)),
+        ("E12345678", ("passport",)),
+        ("ea1234567", ("passport",)),
+        (ID_AND_CARD, ("national_id", "bank_card")),  # several names, in DETECTORS order
+        # Surrounding whitespace is stripped.
+        ("  13812345678\n", ("mobile",)),
+        ("\t11010519491231002X ", ("national_id",)),
+        (" zhang.san@example.com\r\n", ("email",)),
+        ("\u3000E12345678\u3000", ("passport",)),  # ideographic spaces
+        # Whole values only: an identifier inside text is not a match.
+        ("call 13812345678 now", ()),
+        ("13812345678, 13912345678", ()),
+        ("tel:13812345678", ()),
+        ("my mail is zhang.san@example.com", ()),
+        ("<zhang.san@example.com>", ()),
+        ("ID 11010519491231002X", ()),
+        ("card 4111111111111111", ()),
+        # Near misses.
+        ("110105194912310021", ()),  # wrong check character
+        ("12812345678", ()),
+        ("4111111111111112", ()),  # Luhn fails
+        ("zhang san@example.com", ()),
+        ("E123456", ()),
+        ("0087 13812345678", ()),
+        ("00 86 13812345678", ()),
+        ("", ()),
+        ("   ", ()),
+        ("hello", ()),
+        ("42", ()),
+        ("1" * 65, ()),
+    ],
+)
+def test_detect_strings(value: str, expected: tuple[str, ...]) -> None:
+    assert detect(value) == expected
+
+
+def test_detect_leaves_is_mainland_mobile_alone() -> None:
+    assert not is_mainland_mobile("0086 138 1234 5678")  # documented behaviour unchanged
+    assert not is_mainland_mobile(" 13812345678")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (13812345678, ("mobile",)),  # JSON phone numbers are often numbers
+        (8613812345678, ("mobile",)),
+        (310115198506161231, ("national_id",)),
+        (int(ID_AND_CARD), ("national_id", "bank_card")),
+        (4111111111111111, ("bank_card",)),
+        (6205500000000000004, ("bank_card",)),
+        (-13812345678, ()),
+        (1381234567, ()),
+        (0, ()),
+        (42, ()),
+        (10**64, ()),  # 65 digits
+        pytest.param(10**5000, (), id="10**5000"),  # str() of this would raise ValueError
+        pytest.param(-(10**5000), (), id="-10**5000"),
+        (True, ()),  # bool is an int, but not a number anyone writes a phone number as
+        (False, ()),
+    ],
+)
+def test_detect_ints(value: int, expected: tuple[str, ...]) -> None:
+    assert detect(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, 13812345678.0, b"13812345678", bytearray(b"13812345678"), ["13812345678"], {"m": "13812345678"},
+     ("E12345678",), object()],
+    ids=lambda v: type(v).__name__,
+)
+def test_detect_other_types(value: object) -> None:
+    assert detect(value) == ()
+
+
+def test_detect_length_limits() -> None:
+    longest_email = "a@" + ".".join(["b" * 63] * 3) + "." + "c" * 60
+    assert len(longest_email) == 254
+    assert detect(longest_email) == ("email",)
+    assert detect(" " + longest_email + " ") == ("email",)  # the limit applies after stripping
+    assert detect(longest_email + "c") == ()
+    assert detect("E12345678" + " " * 1000) == ("passport",)
+    assert detect("1" * 64) == ()
+
+
+# --------------------------------------------------------------------------- detect: properties
+
+# Characters identifiers are made of, so that generated text gets near the detectors' rules.
+_NEAR_MISS_ALPHABET = "0123456789 -+@.xXeEaG_\t"
+_ANY_VALUE = (
+    st.text(max_size=1000)
+    | st.text(_NEAR_MISS_ALPHABET, max_size=1000)
+    | st.text(_NEAR_MISS_ALPHABET, max_size=40)
+    | st.integers()
+    | st.integers(min_value=10**10, max_value=10**20)
+)
+# A budget far above what detect needs (microseconds), far below what a backtracking regex needs.
+_BUDGET_SECONDS = 0.005
+
+
+def _best_of_three(value: object) -> float:
+    # Best of three, so that a scheduler hiccup or a garbage collection does not fail the test.
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        detect(value)
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
+@given(_ANY_VALUE)
+@example("a" * 1000)
+@example("1" * 1000)
+@example("a." * 500)
+@example("a" * 250 + "@b.cc")  # 255 characters
+@example("a" * 64 + "@" + "b-" * 94 + "b.cc")  # 254 characters of valid-looking labels
+@example("a@" + "-" * 252)
+@example("@" * 1000)
+@example("1 " * 500)
+@example("1-" * 18 + "1")
+@example("E" + "1" * 999)
+def test_detect_never_raises_and_is_fast(value: object) -> None:
+    found = detect(value)
+    assert isinstance(found, tuple)
+    assert list(found) == [name for name in DETECTORS if name in found]  # known names, in order
+    if isinstance(value, str) and len(value) <= 1000:
+        assert _best_of_three(value) < _BUDGET_SECONDS
+
+
+@given(st.text(max_size=300) | st.text(_NEAR_MISS_ALPHABET, max_size=40))
+def test_detect_agrees_with_the_validators(value: str) -> None:
+    found = detect(value)
+    text = value.strip()
+    assert ("national_id" in found) == is_valid_national_id(text)
+    assert ("bank_card" in found) == is_bank_card(text)
+    assert ("email" in found) == is_email(text)
+    assert ("passport" in found) == is_passport_like(text)
+    if is_mainland_mobile(text):
+        assert "mobile" in found
+
+
+@given(st.text(max_size=300))
+def test_validators_never_raise(value: str) -> None:
+    for validator in (is_bank_card, is_email, is_passport_like):
+        assert isinstance(validator(value), bool)

@@ -9,6 +9,15 @@ from elasticsearch import ApiError, NotFoundError, helpers
 from strongroom.demo import RESIDENTS_BODY, generate_residents
 
 RESIDENTS = "search-residents"
+# The demo's fields without protection (this file tests search features on plain fields; protected
+# fields are tests/test_protection.py's); personal data in plain fields is then only logged.
+PLAIN_BODY = {
+    "settings": {"index": {**RESIDENTS_BODY["settings"]["index"], "pii_detection": "warn"}},
+    "mappings": {**RESIDENTS_BODY["mappings"], "properties": {
+        name: {k: v for k, v in spec.items() if k not in ("protect", "blind_prefixes")}
+        for name, spec in RESIDENTS_BODY["mappings"]["properties"].items()}},
+}
+PLAIN_BODY["mappings"]["properties"]["name"]["fields"] = {"keyword": {"type": "keyword"}}
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +29,7 @@ def residents(es: elasticsearch.Elasticsearch) -> list[tuple[str, dict]]:
              ("zw-longer", {"name": "张伟明", "national_id": "110101199001021234", "phone": "13800000001",
                             "address": "北京市海淀区中关村大街1号", "birthplace": "海淀区", "birth_date": "1990-01-02",
                             "gender": "男", "case_notes": "测试记录。"})]
-    es.indices.create(index=RESIDENTS, **RESIDENTS_BODY)
+    es.indices.create(index=RESIDENTS, **PLAIN_BODY)
     ok, errors = helpers.bulk(es, ({"_index": RESIDENTS, "_id": i, "_source": d} for i, d in docs + extra),
                               chunk_size=500)
     assert (ok, errors) == (len(docs) + 2, [])

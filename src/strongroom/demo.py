@@ -39,14 +39,16 @@ RESIDENTS_BODY: dict[str, Any] = {
     "mappings": {
         "dynamic": "strict",
         "properties": {
-            "name": {"type": "text", "fields": {"keyword": {"type": "keyword"}}},
-            "national_id": {"type": "keyword"},
-            "phone": {"type": "keyword"},
-            "address": {"type": "text"},
+            # Personal values are indexed only as keyed tokens (docs/protection.md); region and gender are not
+            # identifying on their own and stay plain for filters and aggregations.
+            "name": {"type": "text", "protect": "blind"},
+            "national_id": {"type": "keyword", "protect": "blind", "blind_prefixes": [6]},
+            "phone": {"type": "keyword", "protect": "blind", "blind_prefixes": [3, 7]},
+            "address": {"type": "text", "protect": "blind"},
             "birthplace": {"type": "keyword", "fields": {"text": {"type": "text"}}},
-            "birth_date": {"type": "date", "format": "strict_date"},
+            "birth_date": {"type": "date", "format": "strict_date", "protect": "blind"},
             "gender": {"type": "keyword"},
-            "case_notes": {"type": "text"},
+            "case_notes": {"type": "text", "protect": "blind"},
         },
     },
 }

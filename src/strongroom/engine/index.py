@@ -92,8 +92,19 @@ INDEX_SETTINGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "index.max_regex_length": ("1000", lambda v, k: _int_setting(v, k, 1, 2**31 - 1)),
     "index.max_terms_count": ("65536", lambda v, k: _int_setting(v, k, 1, 2**31 - 1)),
     "index.highlight.max_analyzed_offset": ("1000000", lambda v, k: _int_setting(v, k, 1, 2**31 - 1)),
+    # What happens when a value that looks like personal data (a national ID, a phone, a card…) arrives in
+    # a field that is not protected: warn (log the field, never the value), reject (400), or protect (a
+    # new field is mapped `protect: blind`). Enforced above the engine.
+    "index.pii_detection": ("reject", lambda v, k: _choice(v, k, ("warn", "reject", "protect"))),
 }
 READ_ONLY_SETTINGS = {"index.creation_date", "index.uuid", "index.provided_name", "index.version.created"}
+
+
+def _choice(value: Any, setting: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise IllegalArgumentError(f"Failed to parse value [{value}] for setting [{setting}]: expected one of "
+                                   f"{list(choices)}")
+    return value
 
 
 def flatten_settings(body: Any, prefix: str = "") -> dict[str, Any]:
@@ -112,7 +123,7 @@ def flatten_settings(body: Any, prefix: str = "") -> dict[str, Any]:
 DYNAMIC_SETTINGS = frozenset({"index.number_of_replicas", "index.refresh_interval", "index.max_result_window",
                               "index.mapping.total_fields.limit", "index.mapping.depth.limit",
                               "index.max_docvalue_fields_search", "index.max_regex_length", "index.max_terms_count",
-                              "index.highlight.max_analyzed_offset"})
+                              "index.highlight.max_analyzed_offset", "index.pii_detection"})
 
 
 def normalize_settings(body: Any, *, updates: bool = False) -> dict[str, str | None]:
@@ -540,9 +551,12 @@ def assign_slots(mapping: Mapping, existing: dict[str, Slot], next_slot: int, *,
         if path in slots or not field_type.indexed or field_type.type not in SLOT_KINDS:
             continue
         kind = SLOT_KINDS[field_type.type]
+        analyzer = field_type.params.get("analyzer") or "default"
+        if field_type.protect == "blind":  # keyed tokens made above the engine: positions kept for text
+            kind, analyzer = ("text", "whitespace") if kind == "text" else ("keyword", "default")
         wants_norms = norms and field_type.params.get("norms", True) not in (False, "false") \
             and field_type.type != "match_only_text"
         slots[path] = Slot(f"f{next_slot}", kind, wants_norms if kind == "text" else False,  # type: ignore[arg-type]
-                           field_type.params.get("analyzer") or "default")
+                           analyzer)
         next_slot += 1
     return slots, next_slot

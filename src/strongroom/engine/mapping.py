@@ -36,13 +36,16 @@ NUMERIC_TYPES = frozenset({*INTEGER_RANGES, *FLOAT_TYPES})
 METADATA_FIELDS = frozenset({"_id", "_index", "_source", "_routing", "_seq_no", "_version", "_primary_term",
                              "_field_names", "_ignored", "_doc_count", "_tier", "_data_stream_timestamp"})
 
-_COMMON = {"type", "index", "store", "doc_values", "fields", "meta", "copy_to"}
+_COMMON = {"type", "index", "store", "doc_values", "fields", "meta", "copy_to", "protect"}
+PROTECT_LEVELS = ("none", "blind", "encrypt")
+PROTECTABLE = frozenset({"text", "keyword", "date", "boolean", *INTEGER_RANGES, "double", "float", "half_float"})
 ALLOWED_PARAMS: dict[str, frozenset[str]] = {
     "text": frozenset(_COMMON | {"analyzer", "search_analyzer", "search_quote_analyzer", "norms", "index_options",
                                  "position_increment_gap", "term_vector", "fielddata", "eager_global_ordinals",
                                  "index_phrases", "index_prefixes", "similarity"}),
     "keyword": frozenset(_COMMON | {"ignore_above", "null_value", "normalizer", "eager_global_ordinals",
-                                    "split_queries_on_whitespace", "similarity", "norms", "index_options"}),
+                                    "split_queries_on_whitespace", "similarity", "norms", "index_options",
+                                    "blind_prefixes"}),
     "date": frozenset(_COMMON | {"format", "locale", "null_value", "ignore_malformed"}),
     "boolean": frozenset(_COMMON | {"null_value"}),
     **{t: frozenset(_COMMON | {"null_value", "coerce", "ignore_malformed"}) for t in INTEGER_RANGES},
@@ -93,8 +96,13 @@ class FieldType:
     date_format: DateFormat | None = None
 
     @cached_property
+    def protect(self) -> str:
+        """none | blind (indexed as keyed tokens computed above the engine) | encrypt (not indexed)."""
+        return str(self.params.get("protect", "none"))
+
+    @cached_property
     def indexed(self) -> bool:
-        return self.params.get("index", True) not in (False, "false")
+        return self.params.get("index", True) not in (False, "false") and self.protect != "encrypt"
 
     @cached_property
     def ancestry(self) -> tuple[str, ...]:
@@ -130,6 +138,8 @@ class FieldType:
         """The indexed value of one JSON value, or None when it is skipped (ignore_above, malformed+ignored)."""
         if type(value) is str and len(value) <= self._plain_string_limit:
             return value  # The common case: a string for a text or keyword field.
+        if self.protect == "blind":
+            return str(value)  # Tokens (strings), whatever the declared type: the layer above made them.
         try:
             return self._convert(value)
         except (ValueError, TypeError, OverflowError, DateParseError) as exc:
@@ -785,6 +795,7 @@ def _parse_field(path: str, definition: dict[str, Any], *, depth: int, limits: M
                 or factor <= 0:
             raise MapperParsingError(f"Failed to parse mapping: Field [scaling_factor] is required and must be a "
                                      f"positive number on field [{path}]")
+    _check_protection(path, kind, params, definition, parent)
     date_format = None
     if kind == "date":
         date_format = _compile_format(params.get("format", DEFAULT_FORMAT), path)
@@ -812,6 +823,36 @@ def _parse_field(path: str, definition: dict[str, Any], *, depth: int, limits: M
                                      f"[{path}.{sub_name}]")
         subfields.append(_parse_field(f"{path}.{sub_name}", sub_definition, depth=depth, limits=limits, parent=path))
     return FieldType(path, kind, params, tuple(subfields), parent, date_format)
+
+
+def _check_protection(path: str, kind: str, params: dict[str, Any], definition: dict[str, Any],
+                      parent: str | None) -> None:
+    """`protect` and `blind_prefixes` (encryption at rest): what a protected field may declare."""
+    level = params.get("protect", "none")
+    if level not in PROTECT_LEVELS:
+        raise MapperParsingError(f"Failed to parse mapping: [protect] of field [{path}] must be one of "
+                                 f"{list(PROTECT_LEVELS)}")
+    if "blind_prefixes" in params:
+        lengths = params["blind_prefixes"]
+        if level != "blind" or not isinstance(lengths, list) or not lengths or not all(
+                isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 64 for n in lengths):
+            raise MapperParsingError(f"Failed to parse mapping: [blind_prefixes] of field [{path}] must be a list of "
+                                     "lengths 1 to 64, on a keyword field with [protect: blind]")
+        params["blind_prefixes"] = sorted(set(lengths))
+    if level == "none":
+        return
+    if kind not in PROTECTABLE:
+        raise MapperParsingError(f"Failed to parse mapping: fields of type [{kind}] cannot be protected ([{path}])")
+    if parent is not None:
+        raise MapperParsingError(f"Failed to parse mapping: multi-field [{path}] cannot be protected on its own; "
+                                 "protect its parent field")
+    for name in ("fields", "null_value", "normalizer", "copy_to", "index_prefixes", "index_phrases"):
+        if definition.get(name):
+            raise MapperParsingError(f"Failed to parse mapping: [{name}] cannot be used on protected field [{path}] "
+                                     "(it would index the clear value)")
+    if level == "blind" and params.get("index") in (False, "false"):
+        raise MapperParsingError(f"Failed to parse mapping: field [{path}] with [protect: blind] must be indexed; "
+                                 "use [protect: encrypt] for a field that is never searched")
 
 
 def _merge_nodes(old: FieldType | ObjectType, new: FieldType | ObjectType) -> FieldType | ObjectType:

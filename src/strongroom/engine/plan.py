@@ -592,6 +592,8 @@ class Compiler:
         if resolved is None:
             return tantivy.Query.empty_query()
         field_type, slot = resolved
+        if field_type.protect == "blind":  # a token, made above the engine
+            return tantivy.Query.term_query(self.schema, slot.name, _text(value))
         if node.case_insensitive and slot.kind in ("keyword", "text"):
             return tantivy.Query.regex_query(self.schema, slot.name, "(?i)" + rust_escape(_text(value)))
         if slot.kind == "ip" and isinstance(value, str) and "/" in value:
@@ -624,6 +626,8 @@ class Compiler:
         if resolved is None or not values:
             return tantivy.Query.empty_query()
         field_type, slot = resolved
+        if field_type.protect == "blind":
+            return tantivy.Query.term_set_query(self.schema, slot.name, [_text(v) for v in values])
         if field_type.type in ("date", "date_nanos") and any(isinstance(v, str) for v in values):
             spans = [self._term(Term(path, v)) for v in values]
             return tantivy.Query.boolean_query([(Occur.Should, q) for q in spans])

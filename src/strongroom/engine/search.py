@@ -94,6 +94,9 @@ class Target:
     reveal: Callable[[Any, list[str], list[bytes]], list[dict[str, Any]]] | None = None
     # `open_source(doc_id, stored) -> document`: reads a sealed source for the engine's own rare needs.
     open_source: Callable[[str, bytes], Any] | None = None
+    # `tokenize(node) -> node`: turns queries on protected (blind) fields into queries on their tokens;
+    # applied to every node compiled for this target, restrictions included, after `transform`.
+    tokenize: Callable[[Node], Node] | None = None
     _restricted: tantivy.Query | None = field(default=None, repr=False)
 
     def compiler(self, now_millis: int) -> Compiler:
@@ -102,7 +105,12 @@ class Target:
         return compiler
 
     def prepare(self, node: Node) -> Node:
-        return self.transform(node) if self.transform is not None else node
+        node = self.transform(node) if self.transform is not None else node
+        return self.tokenize(node) if self.tokenize is not None else node
+
+    def encode(self, node: Node) -> Node:
+        """Only the protection rewrite (for restrictions and role queries, which callers did not write)."""
+        return self.tokenize(node) if self.tokenize is not None else node
 
     def compile(self, node: Node, now_millis: int) -> tantivy.Query:
         """A query node (transformed) compiled for this shard, not yet scoped."""
@@ -114,7 +122,7 @@ class Target:
         if self.restriction is None:
             return query
         if self._restricted is None:
-            self._restricted = self.compiler(int(time.time() * 1000)).compile(self.restriction)
+            self._restricted = self.compiler(int(time.time() * 1000)).compile(self.encode(self.restriction))
         return tantivy.Query.boolean_query([
             (tantivy.Occur.Must, query), (tantivy.Occur.Must, tantivy.Query.const_score_query(self._restricted, 0.0))])
 
@@ -158,7 +166,7 @@ def matching_ids(targets: Sequence[Target], node: Node, ids: Sequence[str], *, n
     found: set[str] = set()
     for target in targets:
         query = target.shard.exclude_checkpoint(
-            target.compiler(now).compile(Bool(filter=(Ids(tuple(ids)), node))))
+            target.compiler(now).compile(Bool(filter=(Ids(tuple(ids)), target.encode(node)))))
         for _score, address in target.searcher.search(query, len(ids), count=False).hits:
             found.add(target.searcher.doc(address).get_first("_id"))
     return found

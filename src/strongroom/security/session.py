@@ -8,6 +8,7 @@ engine work runs in worker threads.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import fnmatch
 import time
@@ -27,10 +28,11 @@ from ..engine.index import parse_time_value
 from ..engine.plan import MatchAll
 from ..engine.search import Cursor, count_matches, explain, matching_ids, run_search, targets_for
 from ..engine.shard import NOOP, Conditions, OpResult, StoredDoc
-from ..errors import (ActionRequestValidationError, AuthorizationError, IllegalArgumentError, IndexNotFoundError,
+from ..errors import (ActionRequestValidationError, MapperParsingError, AuthorizationError, IllegalArgumentError, IndexNotFoundError,
                       DocumentMissingError, StrongroomError, VersionConflictError)
 from ..query.dsl import parse_query
 from ..jsonio import extract_values, loads_strict
+from ..pii import detect
 from ..query.fields import retrieve
 from ..query.highlight import Limits, collect, highlight_hit
 from ..query.search_request import SearchRequest
@@ -38,6 +40,7 @@ from ..query.source import SourceFilter
 from . import policy as actions
 from .access import Access, DocFilter
 from .masks import Masker
+from .protect import Protector
 from .vault import Vault
 from ..crypto.keys import MasterKey
 from .policy import IndexGrant, Policy
@@ -45,6 +48,7 @@ from .scroll import ScrollRegistry, check_keep_alive
 from .users import Principal
 
 T = TypeVar("T")
+log = logging.getLogger("strongroom.ingest")
 PURPOSE_HEADER = "X-Strongroom-Purpose"
 MAX_PURPOSE = 256
 MAX_ID_BYTES = 512
@@ -193,12 +197,32 @@ class Session:
             return targets_for(indices)
         targets = targets_for(indices, restrictions={n: a.restriction for n, a in accesses.items()},
                               transforms={n: a.transform for n, a in accesses.items() if a.fields_restricted})
+        protectors = {index.name: self._protector(index) for index in sealed}
         for target in targets:  # How the engine may open the sources it renders itself (top_hits, sort modes).
             index, access = target.index, accesses.get(target.index.name)
+            protector = protectors.get(index.name)
+            if protector is not None:
+                target.tokenize = protector.rewrite
             target.open_source = functools.partial(self._open_json, index)
             target.reveal = _revealer(functools.partial(self._open_json, index),
                                       access if access is not None and access.fields_restricted else None)
         return targets
+
+    def _protector(self, index: Index) -> Protector | None:
+        """The protection of an index's fields (None when it has no protected field)."""
+        keys = self.__vault.keys(index)
+        if keys is None:
+            return None
+        protector = Protector(index, keys)
+        return protector if protector.active else None
+
+    def _indexable(self, index: Index, document: Any, source: bytes) -> tuple[Any, bytes]:
+        """What the engine indexes for a document, and its JSON (logged beside the sealed source)."""
+        protector = self._protector(index)
+        if protector is None:
+            return document, source
+        derived = protector.derive(document)
+        return derived, orjson.dumps(derived)
 
     def _open_json(self, index: Index, doc_id: str, stored: bytes) -> Any:
         return loads_strict(self.__vault.open(index, doc_id, stored))
@@ -320,7 +344,10 @@ class Session:
         accesses = self._accesses(resolution, indices)
         for access in accesses.values():
             access.transform(node)  # a field the caller may not query is a 403 before any work
-        if not accesses:
+        protectors = [p for p in (self._protector(index) for index in indices) if p is not None]
+        for protector in protectors:
+            protector.rewrite(node)
+        if not accesses and not protectors:
             return await _run(lambda: sum(index.count(node) for index in indices)), \
                 sum(len(index.shards) for index in indices)
         total = await _run(lambda: count_matches(self._targets(indices, accesses), node))
@@ -345,6 +372,10 @@ class Session:
         accesses = self._accesses(resolution, indices)
         for access in accesses.values():
             access.check_request(request.spec, request.aggs)
+        for index in indices:  # queries, sorts and aggregations a protected field cannot answer: 400 now
+            protector = self._protector(index)
+            if protector is not None:
+                protector.check_request(request.spec, request.aggs)
         window = min((int(i.setting("index.max_result_window")) for i in indices), default=10_000)
         spec = request.spec
         if spec.offset + spec.size > window and request.scroll is None:
@@ -608,8 +639,17 @@ class Session:
                 for i in positions:
                     results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
                 continue
+            screened = []
+            for i in positions:  # personal data arriving in unprotected fields: warn, reject or protect
+                try:
+                    await self._screen(index, writes[i])
+                except StrongroomError as exc:
+                    results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
+                    continue
+                screened.append(i)
+            positions = screened
             requests = [self._request(index, writes[i]) for i in positions]
-            outcomes = await _run(index.write, requests)
+            outcomes = await _run(index.write, requests) if requests else []
             touched.append((index, outcomes))
             for i, request, outcome in zip(positions, requests, outcomes):
                 source = outcome.source
@@ -712,11 +752,53 @@ class Session:
         if kind in ("index", "create") and sealed:
             doc_id, auto_id = (write.doc_id, False) if write.doc_id is not None else (index.new_id(), True)
             assert write.source is not None
-            request = WriteRequest(kind, doc_id, write.document, self.__vault.seal(index, doc_id, write.source),
+            document, indexed = self._indexable(index, write.document, write.source)
+            request = WriteRequest(kind, doc_id, document, self.__vault.seal(index, doc_id, write.source),
                                    conditions, write.routing, None, auto_id)
-            request.indexed = write.source  # no protected fields yet: the indexable document is the source
+            request.indexed = indexed
             return request
         return WriteRequest(kind, write.doc_id, write.document, write.source, conditions, write.routing)
+
+    async def _screen(self, index: Index, write: DocWrite) -> None:
+        """PII detection at ingest (index.pii_detection): a value that looks like a national ID, a phone,
+        a bank card, an e-mail or a passport number, in a field that is not protected. Messages name the
+        field and the detector, never the value."""
+        if write.op in ("index", "create"):
+            documents = [write.document]
+        elif write.op == "update":
+            body = write.update or {}
+            documents = [body.get("doc"), body.get("upsert")]
+        else:
+            return
+        findings: dict[str, str] = {}
+        for document in documents:
+            if isinstance(document, dict):
+                _find_pii(document, "", index.mapping.fields, findings)
+        if not findings:
+            return
+        mode = index.setting("index.pii_detection")
+        if mode == "warn":
+            for path, detector in findings.items():
+                log.warning("index [%s]: field [%s] is not protected but holds values that look like [%s]",
+                            index.name, path, detector)
+            return
+        unmapped = {p: d for p, d in findings.items() if p not in index.mapping.fields}
+        if mode == "protect" and len(unmapped) == len(findings):
+            properties: dict[str, Any] = {}
+            for path in unmapped:
+                node = properties
+                *parents, leaf = path.split(".")
+                for part in parents:
+                    node = node.setdefault(part, {"properties": {}})["properties"]
+                node[leaf] = {"type": "keyword", "protect": "blind"}
+            await _run(index.put_mapping, {"properties": properties})
+            log.info("index [%s]: mapped %s as protected (blind) on detecting personal data", index.name,
+                     sorted(unmapped))
+            return
+        path, detector = next(iter(findings.items()))
+        raise MapperParsingError(f"field [{path}] holds a value detected as [{detector}] but is not protected: map "
+                                 f"it with \"protect\": \"blind\" (or \"encrypt\"), or change "
+                                 f"[index.pii_detection] (now [{mode}])")
 
     def _merger(self, index: Index, doc_id: str, spec: UpdateSpec, routing: str | None
                 ) -> Callable[[StoredDoc | None], Any]:
@@ -737,7 +819,8 @@ class Session:
                 if spec.detect_noop and document == base:
                     return NOOP
             plain = orjson.dumps(document)
-            return self.__vault.seal(index, doc_id, plain), document, plain
+            derived, indexed = self._indexable(index, document, plain)
+            return self.__vault.seal(index, doc_id, plain), derived, indexed
         return merge
 
     async def get(self, spec: "GetSpec", *, realtime: bool = True, refresh: bool = False) -> DocResult:
@@ -882,7 +965,8 @@ def _analyzer_of(index: Index) -> Callable[[str], str | None]:
         field_type = index.mapping.fields.get(path)
         if slot is None or field_type is None or slot.kind != "text":
             return None
-        return field_type.params.get("search_analyzer") or field_type.params.get("analyzer") or slot.analyzer
+        declared = "default" if field_type.protect == "blind" else slot.analyzer  # blind slots hold tokens
+        return field_type.params.get("search_analyzer") or field_type.params.get("analyzer") or declared
     return analyzer
 
 
@@ -913,6 +997,25 @@ def _filter_mapping(node: dict[str, Any], path: str, may_see: Callable[[str], bo
         if not out["fields"]:
             del out["fields"]
     return out
+
+
+def _find_pii(value: Any, path: str, fields: Any, found: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _find_pii(child, f"{path}.{key}" if path else key, fields, found)
+        return
+    if isinstance(value, list):
+        for item in value:
+            _find_pii(item, path, fields, found)
+        return
+    if path in found:
+        return
+    field = fields.get(path)
+    if field is not None and field.protect != "none":
+        return
+    names = detect(value)
+    if names:
+        found[path] = names[0]
 
 
 def _revealer(open_json: Callable[[str, bytes], Any], access: Access | None

@@ -1,0 +1,305 @@
+"""Protected fields: what reaches the engine instead of their values, and how queries reach them.
+
+A field mapped `"protect": "blind"` is indexed as keyed HMAC tokens (crypto/blind.py) with a key of
+its own (per index and field): the engine sees tokens, never the value.
+
+- keyword (and numbers, booleans): one token for the exact value, plus one per declared prefix
+  length (`"blind_prefixes": [6]` lets `prefix` queries of 6 characters match a region code);
+- text: the field's analyzer runs here, each term becomes a token, positions kept, so `match` and
+  `match_phrase` work (CJK bigrams included);
+- date: tokens for the year, the year-month and the day, so equality on any of them works.
+
+A field mapped `"protect": "encrypt"` is not indexed at all; its value exists at rest only inside
+the sealed `_source`.
+
+Queries are rewritten here (the engine compiles the rewritten tree): a query the protected form
+cannot answer — range, wildcard, regexp, fuzzy, sort, aggregations — is a 400 naming the field.
+Patterns (`*`, `name.*`, query_string defaults) skip protected fields: name them to search them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import re
+from dataclasses import replace
+from typing import Any
+
+from ..crypto.blind import Tokenizer
+from ..crypto.keys import DataKeys
+from ..engine import analysis
+from ..engine.aggs import AggNode, TopHitsAgg
+from ..engine.index import Index
+from ..engine.mapping import FieldType
+from ..engine.plan import (Bool, Boosting, ConstantScore, DisMax, Exists, Fuzzy, Ids, Match, MatchAll,
+                           MatchBoolPrefix, MatchNone, MatchPhrase, MatchPhrasePrefix, MultiMatch, Named, Node, Prefix,
+                           Range, Regexp, Term, Terms, Wildcard)
+from ..engine.search import SearchSpec
+from ..errors import MapperParsingError, RequestError
+
+TEXTUAL = ("text", "keyword")
+_UNANSWERABLE = {Range: "a range query", Wildcard: "a wildcard query", Regexp: "a regexp query",
+                 Fuzzy: "a fuzzy query", MatchPhrasePrefix: "a match_phrase_prefix query",
+                 MatchBoolPrefix: "a match_bool_prefix query"}
+
+
+class ProtectedFieldError(RequestError):
+    es_type = "illegal_argument_exception"
+
+    def __init__(self, path: str, level: str, what: str) -> None:
+        hint = "it is encrypted and never searchable" if level == "encrypt" else \
+            "it is searched through keyed tokens: exact values (term, terms, match), match_phrase on text, " \
+            "declared prefix lengths and date parts only"
+        super().__init__(f"field [{path}] is protected ({level}): {what} cannot be answered on it; {hint}")
+
+
+class Protector:
+    """Protection of one index's fields, for one request (the data keys of the index)."""
+
+    def __init__(self, index: Index, keys: DataKeys) -> None:
+        self.index = index
+        self._keys = keys
+        self.fields: dict[str, FieldType] = {p: f for p, f in index.mapping.fields.items() if f.protect != "none"}
+        self._tokenizers: dict[str, Tokenizer] = {}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.fields)
+
+    def _tokenizer(self, path: str) -> Tokenizer:
+        tokenizer = self._tokenizers.get(path)
+        if tokenizer is None:
+            tokenizer = self._tokenizers[path] = Tokenizer(self._keys.token_key(path, "value"))
+        return tokenizer
+
+    # -- values ------------------------------------------------------------------------------
+    def _exact_text(self, field: FieldType, value: Any) -> str:
+        """The canonical text of a value of a keyword-like field (what equality compares)."""
+        if isinstance(value, (dict, list)) or value is None:
+            raise MapperParsingError(f"failed to parse field [{field.path}] of type [{field.type}]")
+        if field.type == "keyword":
+            return str(value) if not isinstance(value, bool) else ("true" if value else "false")
+        try:
+            converted = field._convert(value)
+        except Exception:  # the field's own coercion said no; never echo the value
+            raise MapperParsingError(f"failed to parse field [{field.path}] of type [{field.type}]") from None
+        if isinstance(converted, bool):
+            return "true" if converted else "false"
+        if isinstance(converted, float) and converted.is_integer():
+            return str(int(converted))
+        return str(converted)
+
+    def _date_text(self, field: FieldType, value: Any) -> str:
+        millis = int(self._exact_text(field, value))
+        return (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=millis)).date().isoformat()
+
+    def _analyze(self, field: FieldType, text: Any, *, search: bool) -> list[str]:
+        name = (field.params.get("search_analyzer") if search else None) or field.params.get("analyzer") or "default"
+        return analysis.analyzer(name).terms(str(text))
+
+    def tokens(self, field: FieldType, value: Any) -> Any:
+        """What the engine indexes for one value of a blind field."""
+        tokenizer = self._tokenizer(field.path)
+        if field.type == "text":
+            return " ".join(tokenizer.terms(self._analyze(field, value, search=False)))
+        if field.type == "date":
+            return tokenizer.date_parts(self._date_text(field, value))
+        text = self._exact_text(field, value)
+        prefixes = field.params.get("blind_prefixes") or ()
+        return [tokenizer.exact(text), *tokenizer.prefixes(text, tuple(prefixes))]
+
+    def derive(self, document: Any) -> Any:
+        """The indexable document: blind values replaced by their tokens, encrypted values removed."""
+        return self._walk(document, "")
+
+    def _walk(self, value: Any, path: str) -> Any:
+        field = self.fields.get(path) if path else None
+        if field is not None:
+            if field.protect == "encrypt":
+                return _DROP
+            if isinstance(value, list):
+                out: list[Any] = []
+                for item in value:
+                    if item is not None:
+                        tokens = self.tokens(field, item)
+                        out.extend(tokens if isinstance(tokens, list) else [tokens])
+                return out
+            return None if value is None else self.tokens(field, value)
+        if isinstance(value, dict):
+            kept = {}
+            for key, child in value.items():
+                derived = self._walk(child, f"{path}.{key}" if path else key)
+                if derived is not _DROP:
+                    kept[key] = derived
+            return kept
+        if isinstance(value, list):
+            return [d for d in (self._walk(item, path) for item in value) if d is not _DROP]
+        return value
+
+    # -- queries -----------------------------------------------------------------------------
+    def check_request(self, spec: SearchSpec, aggs: dict[str, AggNode] | None) -> None:
+        if not self.fields:
+            return
+        self.rewrite(spec.query)
+        if spec.post_filter is not None:
+            self.rewrite(spec.post_filter)
+        for key in spec.sort or ():
+            self._refuse_if_protected(key.field, "sorting")
+        if aggs:
+            self._check_aggs(aggs)
+
+    def _check_aggs(self, aggs: dict[str, AggNode]) -> None:
+        for node in aggs.values():
+            path = getattr(node, "field", None)
+            if isinstance(path, str):
+                self._refuse_if_protected(path, "an aggregation")
+            if isinstance(node, TopHitsAgg):
+                for key in node.sort or ():
+                    self._refuse_if_protected(key.field, "sorting")
+            for query in (getattr(node, "query", None), *(q for _, q in getattr(node, "filters", ()))):
+                if query is not None:
+                    self.rewrite(query)
+            if getattr(node, "aggs", None):
+                self._check_aggs(node.aggs)
+
+    def _refuse_if_protected(self, path: str, what: str) -> None:
+        field = self.fields.get(path)
+        if field is not None:
+            raise ProtectedFieldError(path, field.protect, what)
+
+    def rewrite(self, node: Node) -> Node:
+        if not self.fields:
+            return node
+        match node:
+            case MatchAll() | MatchNone() | Ids():
+                return node
+            case Named():
+                return Named(node.name, self.rewrite(node.query))
+            case Bool():
+                return replace(node, must=self._all(node.must), should=self._all(node.should),
+                               filter=self._all(node.filter), must_not=self._all(node.must_not))
+            case ConstantScore():
+                return replace(node, filter=self.rewrite(node.filter))
+            case DisMax():
+                return replace(node, queries=self._all(node.queries))
+            case Boosting():
+                return replace(node, positive=self.rewrite(node.positive), negative=self.rewrite(node.negative))
+            case MultiMatch():
+                return self._multi_match(node)
+            case Match() if "*" in node.field:
+                return self._multi_match(MultiMatch(node.query, ((node.field, 1.0),), "best_fields", node.operator,
+                                                    node.minimum_should_match, node.fuzziness, node.prefix_length,
+                                                    node.max_expansions, node.transpositions, None, node.analyzer, 0,
+                                                    True, node.zero_terms_query, node.boost))
+            case Exists():
+                if "*" in node.field:
+                    return node  # presence only; an encrypted field has nothing indexed to find
+                field = self.fields.get(node.field)
+                if field is not None and field.protect == "encrypt":
+                    raise ProtectedFieldError(node.field, "encrypt", "an exists query")
+                return node
+            case Prefix() | Wildcard() | Regexp() | Fuzzy() if node.normalize and "*" in node.field:
+                paths = [p for p, s in self.index.slots.items() if s.kind in TEXTUAL and p not in self.fields
+                         and fnmatch.fnmatchcase(p, node.field)]
+                parts = [replace(node, field=p) for p in paths]
+                if not parts:
+                    return MatchNone()
+                return parts[0] if len(parts) == 1 else DisMax(tuple(parts), 0.0)
+        field = self.fields.get(getattr(node, "field", ""))
+        if field is None:
+            return node
+        try:
+            return self._protected_leaf(node, field)
+        except (ValueError, MapperParsingError):  # a value the field's type cannot hold (never echoed)
+            raise RequestError(f"failed to parse the query value for protected field [{field.path}] of type "
+                               f"[{field.type}]") from None
+
+    def _all(self, nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+        return tuple(self.rewrite(n) for n in nodes)
+
+    def _protected_leaf(self, node: Node, field: FieldType) -> Node:
+        path = field.path
+        if field.protect == "encrypt":
+            raise ProtectedFieldError(path, "encrypt", "a query")
+        tokenizer = self._tokenizer(path)
+        match node:
+            case Term() | Terms():
+                values = node.values if isinstance(node, Terms) else (node.value,)
+                if isinstance(node, Term) and node.case_insensitive:
+                    raise ProtectedFieldError(path, "blind", "a case-insensitive term query")
+                tokens = tuple(self._query_token(field, tokenizer, v) for v in values)
+                return Terms(path, tokens, node.boost) if isinstance(node, Terms) else Term(path, tokens[0], node.boost)
+            case Match():
+                if node.fuzziness not in (None, 0, "0"):
+                    raise ProtectedFieldError(path, "blind", "a fuzzy match")
+                if field.type != "text":
+                    return Term(path, self._query_token(field, tokenizer, node.query), node.boost)
+                terms = tokenizer.terms(self._analyze(field, node.query, search=True))
+                return replace(node, query=" ".join(terms), analyzer="whitespace", lenient=False)
+            case MatchPhrase():
+                if field.type != "text":
+                    return Term(path, self._query_token(field, tokenizer, node.query), node.boost)
+                terms = tokenizer.terms(self._analyze(field, node.query, search=True))
+                return replace(node, query=" ".join(terms), analyzer="whitespace")
+            case Prefix():
+                lengths = field.params.get("blind_prefixes") or ()
+                if field.type != "keyword" or node.case_insensitive or len(node.value) not in lengths:
+                    raise ProtectedFieldError(path, "blind", f"a prefix query of {len(node.value)} characters "
+                                              f"(declared prefix lengths: {list(lengths)})")
+                return Term(path, tokenizer.prefixes(node.value, (len(node.value),))[0], node.boost)
+        raise ProtectedFieldError(path, "blind", _UNANSWERABLE.get(type(node), f"a {type(node).__name__} query"))
+
+    def _query_token(self, field: FieldType, tokenizer: Tokenizer, value: Any) -> str:
+        if field.type == "text":  # a term query on text names one indexed term
+            return tokenizer.terms([str(value)])[0]
+        if field.type == "date":  # "1990" names the year, "1990-05" the month, anything else a day
+            text = str(value).strip()
+            if re.fullmatch(r"\d{4}", text):
+                return tokenizer.date_parts(f"{text}-01-01")[0]
+            if re.fullmatch(r"\d{4}-\d{2}", text):
+                return tokenizer.date_parts(f"{text}-01")[1]
+            return tokenizer.date_parts(self._date_text(field, value))[2]
+        return tokenizer.exact(self._exact_text(field, value))
+
+    def _multi_match(self, node: MultiMatch) -> Node:
+        patterns = node.fields or (("*", 1.0),)
+        plain: list[tuple[str, float]] = []
+        protected: list[tuple[FieldType, float]] = []
+        for pattern, boost in patterns:
+            if "*" in pattern:
+                for path, slot in self.index.slots.items():
+                    if path in self.fields or not fnmatch.fnmatchcase(path, pattern):
+                        continue
+                    if pattern in ("*", "*.*") and slot.kind not in TEXTUAL:
+                        continue
+                    plain.append((path, boost))
+            elif pattern in self.fields:
+                protected.append((self.fields[pattern], boost))
+            else:
+                plain.append((pattern, boost))
+        if not protected and all("*" not in p for p, _ in patterns):
+            return node
+        lenient = node.lenient or any("*" in p for p, _ in patterns)
+        parts: list[Node] = []
+        if plain:
+            parts.append(replace(node, fields=tuple(plain), lenient=lenient))
+        for field, boost in protected:
+            if node.type in ("phrase",):
+                leaf: Node = MatchPhrase(field.path, node.query, node.slop, None, node.zero_terms_query, boost)
+            elif node.type in ("best_fields", "most_fields", "cross_fields"):
+                leaf = Match(field.path, node.query, node.operator, node.minimum_should_match, node.fuzziness,
+                             boost=boost)
+            else:
+                raise ProtectedFieldError(field.path, field.protect, f"a multi_match of type [{node.type}]")
+            parts.append(self._protected_leaf(leaf, field))
+        if not parts:
+            return MatchNone()
+        if len(parts) == 1:
+            return parts[0]
+        if node.type == "most_fields":
+            return Bool(should=tuple(parts))
+        tie = node.tie_breaker if node.tie_breaker is not None else (1.0 if node.type == "cross_fields" else 0.0)
+        return DisMax(tuple(parts), tie)
+
+
+_DROP = object()
