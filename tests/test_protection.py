@@ -92,7 +92,7 @@ def test_blind_fields_answer_exact_token_phrase_prefix_and_date_queries(session:
 
 
 @pytest.mark.parametrize("query", [
-    {"range": {"birth": {"gte": "1990"}}}, {"wildcard": {"phone": "138*"}}, {"fuzzy": {"name": "张伟"}},
+    {"range": {"birth": {"gte": "1990"}}}, {"range": {"phone": {"gte": "1"}}}, {"wildcard": {"phone": "138*"}}, {"fuzzy": {"name": "张伟"}},
     {"match": {"notes": "note"}}, {"prefix": {"national_id": "3101"}}, {"regexp": {"phone": "1.*"}},
     {"match": {"name": {"query": "张伟", "fuzziness": 1}}}, {"exists": {"field": "notes"}},
 ])
@@ -126,6 +126,10 @@ LEAF = st.one_of(
     st.builds(lambda v: {"match_phrase": {"address": v}}, st.sampled_from(["浦东新区", "张江路", "新区张江", "路张"])),
     st.builds(lambda v: {"term": {"city": v}}, st.sampled_from(CITIES)),
     st.builds(lambda v: {"term": {"birth": v}}, _values("birth")),
+    st.builds(lambda low, high, lop, hop: {"range": {"birth": {lop: low, hop: high}}},
+              st.sampled_from(["1980", "1985-03", "1990-01-01", "1984-02-29", "1979-12-31", "1999-02-15"]),
+              st.sampled_from(["1989", "1991-06", "1999-12-31", "1984-03-01", "2005-01-01", "1987-07-14"]),
+              st.sampled_from(["gte", "gt"]), st.sampled_from(["lte", "lt"])),
 )
 QUERY = st.recursive(LEAF, lambda inner: st.builds(
     lambda must, should, must_not: {"bool": {"must": must, "should": should, "must_not": must_not}},
@@ -177,3 +181,14 @@ def test_highlighting_a_blind_text_field_marks_the_clear_words(session: Session)
     out = run(session.search("protected", parse_search_request(
         {"query": {"match_phrase": {"address": "浦东新区"}}, "highlight": {"fields": {"address": {}}}, "size": 1}, {})))
     assert "<em>浦东</em>" in out.hits[0].highlight["address"][0] or "<em>浦东新区</em>" in out.hits[0].highlight["address"][0]
+
+
+def test_a_birth_year_range_on_a_blind_date_uses_year_month_and_day_tokens(session: Session) -> None:
+    query = {"range": {"birth": {"gte": "1983-11-20", "lt": "1990"}}}
+    expected = {k for k, v in DOCS.items() if "1983-11-20" <= v["birth"] < "1990-01-01"}
+    assert expected and {i for i, _ in hits(session, "protected", query)} == expected
+    # Year tokens make long spans cheap; a span that needs more than 1,024 tokens is refused, not slow.
+    assert len(hits(session, "protected", {"range": {"birth": {"gte": "1900-01-01", "lte": "2099-12-31"}}})) == 60
+    with pytest.raises(StrongroomError) as caught:
+        hits(session, "protected", {"range": {"birth": {"gte": "0001-01-02", "lte": "2999-12-31"}}})
+    assert caught.value.status == 400 and "1024" in str(caught.value)

@@ -12,8 +12,9 @@ its own (per index and field): the engine sees tokens, never the value.
 A field mapped `"protect": "encrypt"` is not indexed at all; its value exists at rest only inside
 the sealed `_source`.
 
-Queries are rewritten here (the engine compiles the rewritten tree): a query the protected form
-cannot answer — range, wildcard, regexp, fuzzy, sort, aggregations — is a 400 naming the field.
+Queries are rewritten here (the engine compiles the rewritten tree): a range on a blind date becomes
+the fewest year, month and day tokens that cover it; a query the protected form cannot answer —
+other ranges, wildcard, regexp, fuzzy, sort, aggregations — is a 400 naming the field.
 Patterns (`*`, `name.*`, query_string defaults) skip protected fields: name them to search them.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +31,7 @@ from ..crypto.blind import Tokenizer
 from ..crypto.keys import DataKeys
 from ..engine import analysis
 from ..engine.aggs import AggNode, TopHitsAgg
+from ..engine.dates import DateFormat, parse_date_math
 from ..engine.index import Index
 from ..engine.mapping import FieldType
 from ..engine.plan import (Bool, Boosting, ConstantScore, DisMax, Exists, Fuzzy, Ids, Match, MatchAll,
@@ -38,7 +41,7 @@ from ..engine.search import SearchSpec
 from ..errors import MapperParsingError, RequestError
 
 TEXTUAL = ("text", "keyword")
-_UNANSWERABLE = {Range: "a range query", Wildcard: "a wildcard query", Regexp: "a regexp query",
+_UNANSWERABLE = {Range: "a range query (only dates take ranges)", Wildcard: "a wildcard query", Regexp: "a regexp query",
                  Fuzzy: "a fuzzy query", MatchPhrasePrefix: "a match_phrase_prefix query",
                  MatchBoolPrefix: "a match_bool_prefix query"}
 
@@ -241,6 +244,8 @@ class Protector:
                     return Term(path, self._query_token(field, tokenizer, node.query), node.boost)
                 terms = tokenizer.terms(self._analyze(field, node.query, search=True))
                 return replace(node, query=" ".join(terms), analyzer="whitespace")
+            case Range() if field.type == "date":
+                return self._date_range(node, field, tokenizer)
             case Prefix():
                 lengths = field.params.get("blind_prefixes") or ()
                 if field.type != "keyword" or node.case_insensitive or len(node.value) not in lengths:
@@ -248,6 +253,43 @@ class Protector:
                                               f"(declared prefix lengths: {list(lengths)})")
                 return Term(path, tokenizer.prefixes(node.value, (len(node.value),))[0], node.boost)
         raise ProtectedFieldError(path, "blind", _UNANSWERABLE.get(type(node), f"a {type(node).__name__} query"))
+
+    def _date_range(self, node: Range, field: FieldType, tokenizer: Tokenizer) -> Node:
+        """A range on a blind date, at day granularity: the fewest year, month and day tokens that cover
+        it (1980-01-01 to 1989-12-31 is ten year tokens). Both bounds are needed."""
+        if (node.gte is None and node.gt is None) or (node.lte is None and node.lt is None):
+            raise ProtectedFieldError(field.path, "blind", "a range without both bounds")
+        fmt = DateFormat.compile(node.format) if node.format else field.date_format
+        assert fmt is not None
+        now = int(time.time() * 1000)
+
+        def millis(value: Any, round_up: bool) -> int:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return int(fmt.parse(value))
+            return parse_date_math(str(value), now_millis=now, fmt=fmt, round_up=round_up)
+        low = millis(node.gte, False) if node.gte is not None else millis(node.gt, True) + 1
+        high = millis(node.lte, True) if node.lte is not None else millis(node.lt, False) - 1
+        first = _day(low + _DAY_MS - 1)  # the first whole day at or after `low`
+        last = _day(high)
+        if first > last:
+            return MatchNone()
+        tokens: list[str] = []
+        day = first
+        while day <= last:
+            if len(tokens) >= MAX_RANGE_TOKENS:
+                raise ProtectedFieldError(field.path, "blind", f"a range needing more than {MAX_RANGE_TOKENS} tokens")
+            year_end = dt.date(day.year, 12, 31)
+            month_end = (dt.date(day.year + day.month // 12, day.month % 12 + 1, 1) - dt.timedelta(days=1))
+            if day.month == 1 and day.day == 1 and year_end <= last:
+                tokens.append(tokenizer.date_parts(day.isoformat())[0])
+                day = year_end + dt.timedelta(days=1)
+            elif day.day == 1 and month_end <= last:
+                tokens.append(tokenizer.date_parts(day.isoformat())[1])
+                day = month_end + dt.timedelta(days=1)
+            else:
+                tokens.append(tokenizer.date_parts(day.isoformat())[2])
+                day += dt.timedelta(days=1)
+        return ConstantScore(Terms(field.path, tuple(tokens)), node.boost)
 
     def _query_token(self, field: FieldType, tokenizer: Tokenizer, value: Any) -> str:
         if field.type == "text":  # a term query on text names one indexed term
@@ -303,3 +345,9 @@ class Protector:
 
 
 _DROP = object()
+_DAY_MS = 86_400_000
+MAX_RANGE_TOKENS = 1024  # as many as the default max clause count
+
+
+def _day(millis: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=millis // _DAY_MS)
