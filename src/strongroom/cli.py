@@ -518,5 +518,57 @@ def roles_delete(name: str, data_dir: Path) -> None:
     click.echo(f"Role [{name}] deleted.")
 
 
+@main.group()
+def inspect() -> None:
+    """Look at a stopped server's data the way someone who copied it would."""
+
+
+@inspect.command("leakage")
+@click.option("--index", "index_name", required=True, help="The index to inspect.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@DATA_DIR_OPTION
+def inspect_leakage(index_name: str, as_json: bool, data_dir: Path) -> None:
+    """Per blind field: documents, distinct tokens and the largest count sharing one token.
+
+    Needs no key: it reads only the tokens in the index files, as a thief could. Few distinct tokens,
+    or one token shared by many documents, means frequencies can reveal values.
+
+    Example:  strongroom inspect leakage --index residents --data-dir ./data
+    """
+    from .engine.node import Engine
+    from .errors import StrongroomError
+    from .leakage import leakage_report, risk
+    from .server import DataDirLocked, lock_data_dir
+
+    if not data_dir.is_dir():
+        raise click.ClickException(f"no data directory at {data_dir} (check --data-dir)")
+    try:
+        fd = lock_data_dir(data_dir)
+    except DataDirLocked:
+        raise click.ClickException(f"the server is running on {data_dir}; stop it first") from None
+    try:
+        engine = Engine(data_dir)
+        try:
+            rows = leakage_report(engine.index(index_name))
+        except StrongroomError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            engine.close()
+    finally:
+        os.close(fd)
+    if as_json:
+        click.echo(orjson.dumps([{**row, "risk": risk(row)} for row in rows], option=orjson.OPT_INDENT_2).decode())
+        return
+    if not rows:
+        click.echo(f"index [{index_name}] has no blind fields")
+        return
+    click.echo(f"{'field':<20} {'type':<8} {'documents':>10} {'distinct':>10} {'largest':>10}  risk")
+    for row in rows:
+        distinct = "-" if row["distinct_tokens"] is None else str(row["distinct_tokens"])
+        largest = "-" if row["largest_count"] is None else str(row["largest_count"])
+        click.echo(f"{row['field']:<20} {row['type']:<8} {row['documents']:>10} {distinct:>10} {largest:>10}  "
+                   f"{risk(row)}")
+
+
 if __name__ == "__main__":
     main()
