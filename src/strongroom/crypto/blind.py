@@ -20,7 +20,6 @@ Nothing here puts a value into an error message.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import re
 import unicodedata
@@ -29,22 +28,40 @@ from hashlib import sha256
 
 TOKEN_BYTES = 16
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+_PAIRS = [a + b for a in _B32 for b in _B32]  # 10 bits → two base32 characters
+MEMO_ENTRIES = 100_000  # per tokenizer: names and CJK bigrams repeat, HMACs are the cost of ingest
+
+
+def _b32(mac: bytes) -> str:
+    """RFC 4648 base32 of 16 bytes, lowercase, unpadded (26 characters), without base64's slow path."""
+    number = int.from_bytes(mac, "big") << 2  # 130 bits: 13 pairs of characters
+    return "".join(_PAIRS[(number >> shift) & 0x3FF] for shift in range(120, -1, -10))
 
 
 class Tokenizer:
     """Deterministic keyed tokens for one field and variant."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_hmac", "_memo")
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes) or len(key) != 32:
             raise ValueError("a token key is 32 bytes")
-        self._key = key
+        self._hmac = hmac.new(key, digestmod=sha256)  # keyed state, copied per token
+        self._memo: dict[tuple[bytes, str], str] = {}
 
     def _token(self, tag: bytes, text: str) -> str:
-        normalized = unicodedata.normalize("NFKC", text).encode("utf-8", "surrogatepass")
-        mac = hmac.new(self._key, tag + normalized, sha256).digest()[:TOKEN_BYTES]
-        return base64.b32encode(mac).decode("ascii").rstrip("=").lower()
+        memo = self._memo
+        token = memo.get((tag, text))
+        if token is None:
+            normalized = unicodedata.normalize("NFKC", text).encode("utf-8", "surrogatepass")
+            mac = self._hmac.copy()
+            mac.update(tag + normalized)
+            token = _b32(mac.digest()[:TOKEN_BYTES])
+            if len(memo) >= MEMO_ENTRIES:
+                memo.clear()
+            memo[(tag, text)] = token
+        return token
 
     def exact(self, value: str) -> str:
         """The token of a whole value (keyword equality)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
+import threading
 import time
 from dataclasses import replace
 from typing import Any
@@ -59,8 +60,24 @@ class ProtectedFieldError(RequestError):
 class Protector:
     """Protection of one index's fields, for one request (the data keys of the index)."""
 
+    _cache: dict[str, Protector] = {}  # by index uuid; rebuilt when the mapping or the keys change
+    _cache_lock = threading.Lock()
+
+    @classmethod
+    def for_index(cls, index: Index, keys: DataKeys) -> Protector:
+        """The index's protector, reused across requests so its tokenizers' memos pay off."""
+        cached = cls._cache.get(index.uuid)
+        if cached is None or cached.mapping is not index.mapping or cached._keys is not keys:
+            cached = cls(index, keys)
+            with cls._cache_lock:
+                if len(cls._cache) > 1000:
+                    cls._cache.clear()
+                cls._cache[index.uuid] = cached
+        return cached
+
     def __init__(self, index: Index, keys: DataKeys) -> None:
         self.index = index
+        self.mapping = index.mapping
         self._keys = keys
         self.fields: dict[str, FieldType] = {p: f for p, f in index.mapping.fields.items() if f.protect != "none"}
         self._tokenizers: dict[str, Tokenizer] = {}
@@ -71,7 +88,7 @@ class Protector:
 
     def _tokenizer(self, path: str) -> Tokenizer:
         tokenizer = self._tokenizers.get(path)
-        if tokenizer is None:
+        if tokenizer is None:  # a race only builds the same tokenizer twice
             tokenizer = self._tokenizers[path] = Tokenizer(self._keys.token_key(path, "value"))
         return tokenizer
 
