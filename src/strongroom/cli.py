@@ -570,5 +570,98 @@ def inspect_leakage(index_name: str, as_json: bool, data_dir: Path) -> None:
                    f"{risk(row)}")
 
 
+@main.group()
+def keys() -> None:
+    """Data key rotation and master key rewrapping (docs/protection.md)."""
+
+
+@keys.command("rotate")
+@click.option("--index", "index_name", required=True, help="The index whose data key gets a new version.")
+@click.option("--reseal-only", is_flag=True, help="No new version: finish re-sealing with the current one.")
+@click.option("--status", "status_only", is_flag=True, help="Only report the re-seal progress.")
+@click.option("--wait", is_flag=True, help="Wait for the background re-seal, printing progress.")
+@click.option("--url", default="https://127.0.0.1:9200", show_default=True, help="Strongroom server.")
+@click.option("--config-dir", type=click.Path(path_type=Path), default=None,
+              help="Config directory of a local server (for its CA certificate).")
+@click.option("--ca-certs", type=click.Path(path_type=Path, exists=True), default=None, help="CA certificate file.")
+@click.option("--user", default="admin", show_default=True, help="A user with manage_security.")
+def keys_rotate(index_name: str, reseal_only: bool, status_only: bool, wait: bool, url: str,
+                config_dir: Path | None, ca_certs: Path | None, user: str) -> None:
+    """New data key version for new writes; a background job re-seals existing documents.
+
+    Token (HMAC) keys do not change: rotating them means reindexing into a new index.
+    The password is read from $STRONGROOM_PASSWORD, or asked for.
+
+    Example:  strongroom keys rotate --index residents --wait --config-dir ./config
+    """
+    import time
+
+    if ca_certs is None and config_dir is not None:
+        ca_certs = config_dir / "certs" / "http_ca.crt"
+    password = os.environ.get(PASSWORD_ENV) or getpass.getpass(f"Password for [{user}]: ")
+    client = StrongroomClient(url, user, password, ca_certs)
+    path = f"/_strongroom/keys/{index_name}/_rotate"
+    try:
+        if status_only:
+            answer = client.request("GET", path)
+        else:
+            answer = client.request("POST", path + ("?reseal_only=true" if reseal_only else ""), {})
+            click.echo(f"Index [{index_name}]: data key version {answer['key_version']}. Token keys: "
+                       f"{answer.get('token_keys', 'unchanged')}.")
+        while True:
+            progress = answer if status_only else client.request("GET", path)
+            click.echo(f"  re-sealed {progress['documents_resealed']} of {progress['documents_total']}, "
+                       f"{progress['documents_remaining']} remaining, running: {progress['running']}")
+            if status_only or not wait or not progress["running"]:
+                break
+            time.sleep(1.0)
+    except ClientError as exc:
+        raise click.ClickException(f"Error rotating keys of index [{index_name}]: {exc}") from None
+    finally:
+        client.close()
+
+
+@keys.command("rewrap")
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="The data directory (server stopped).")
+@click.option("--config-dir", type=click.Path(path_type=Path), required=True,
+              help="The config directory (for the current key and settings).")
+@click.option("--new-key-file", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+              help="The new master key file (mode 0600, outside the data directory).")
+def keys_rewrap(data_dir: Path, config_dir: Path, new_key_file: Path) -> None:
+    """Rewrap every index's data keys under a new master key (offline; documents are not touched).
+
+    The current key is found the way `serve` finds it (security.master_key_file,
+    $STRONGROOM_MASTER_KEY, or <config-dir>/master.key). Start the server with the new key afterwards.
+
+    Example:  strongroom keys rewrap --data-dir ./data --config-dir ./config --new-key-file /keys/new.key
+    """
+    from .crypto.keys import KeyProblem, load_master_key
+    from .security.rotation import RewrapError, rewrap_all
+
+    try:
+        settings = load_settings(config_dir)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    key_file = settings["security.master_key_file"]
+    env_value = os.environ.get("STRONGROOM_MASTER_KEY") or None
+    old_file = Path(key_file) if key_file else (None if env_value else config_dir / "master.key")
+    try:
+        old, _warning = load_master_key(key_file=old_file, env_value=env_value, config_dir=config_dir,
+                                        data_dir=data_dir, generate=False)
+        new, _warning = load_master_key(key_file=new_key_file, env_value=None, config_dir=config_dir,
+                                        data_dir=data_dir, generate=False)
+    except KeyProblem as problem:
+        raise click.ClickException(f"Error loading a master key: {problem.reason}") from None
+    try:
+        report = rewrap_all(data_dir, old, new)
+    except RewrapError as exc:
+        raise click.ClickException(f"Error rewrapping data keys: {exc}") from None
+    click.echo(f"Rewrapped: {', '.join(report.rewrapped) or '-'}")
+    click.echo(f"Already under the new key: {', '.join(report.already) or '-'}")
+    click.echo(f"Without data keys (plain, from before sealing): {', '.join(report.plain) or '-'}")
+    click.echo("Start the server with the new key (replace the old key where the server reads it: "
+               "security.master_key_file, $STRONGROOM_MASTER_KEY or <config-dir>/master.key).")
+
+
 if __name__ == "__main__":
     main()

@@ -39,6 +39,7 @@ def build_router() -> Router:
     r.add(["GET"], ["/_cat/indices", "/_cat/indices/{index}"], cluster.cat_indices, params=cluster.CAT_PARAMS)
     r.add(["GET"], ["/_cat/count", "/_cat/count/{index}"], cluster.cat_count, params=cluster.CAT_PARAMS)
     r.add(["GET"], ["/_strongroom/doctor"], cluster.doctor)
+    r.add(["GET", "POST"], ["/_strongroom/keys/{index}/_rotate"], indices.rotate_keys, params=("reseal_only",))
 
     r.add(["PUT"], ["/{index}"], indices.create, params=indices.INDEX_PARAMS, body=True)
     r.add(["DELETE"], ["/{index}"], indices.delete, params=indices.INDEX_PARAMS)

@@ -286,6 +286,23 @@ class Index:
                 self.settings, self._limits, self.mapping = previous
                 raise InternalError("the settings update could not be persisted") from exc
 
+    def replace_keys(self, blob: bytes) -> None:
+        """Replace the wrapped data keys (a rotation or a master key rewrap), durably: index.json is
+        rewritten atomically before this returns, under the lock every metadata write takes, so a
+        later settings or mapping write cannot put the old blob back. An index without keys (from
+        before sealing, plain sources) never gets some this way."""
+        if not blob:
+            raise IllegalArgumentError("wrapped data keys must not be empty")
+        with self._mapping_lock:
+            if self.keys is None:
+                raise IllegalArgumentError(f"index [{self.name}] has no data keys: its sources are not sealed")
+            previous, self.keys = self.keys, bytes(blob)
+            try:
+                atomic_write(self.path / META_FILE, json.dumps(self.meta(), ensure_ascii=False, indent=1).encode())
+            except OSError as exc:
+                self.keys = previous
+                raise InternalError("the new data keys could not be persisted") from exc
+
     def put_mapping(self, body: Any) -> None:
         with self._mapping_lock:
             self._install(self.mapping.merge(body))

@@ -213,7 +213,7 @@ class Session:
         keys = self.__vault.keys(index)
         if keys is None:
             return None
-        protector = Protector(index, keys)
+        protector = Protector.for_index(index, keys)
         return protector if protector.active else None
 
     def _indexable(self, index: Index, document: Any, source: bytes) -> tuple[Any, bytes]:
@@ -597,6 +597,34 @@ class Session:
             for index in indices:
                 await _run(index.refresh)
         return {**counters, "failures": failures}
+
+    async def rotate_index_keys(self, name: str, *, mode: str = "rotate") -> dict[str, Any]:
+        """Data key rotation of one index (`rotation.py`). `mode`: "rotate" adds a data key version
+        and starts the background re-seal; "resume" re-seals with the current version (after a
+        restart stopped a job); "status" scans and reports progress.
+
+        Authorized by the cluster action SECURITY_ADMIN (`manage_security`), not by an index
+        privilege: keys are security configuration, an index manager has no say over them, and a
+        cluster check needs no index, so a refusal comes before saying whether the index exists.
+        The re-seal runs as the node, not as this principal: it writes back what it opened, unchanged.
+        """
+        from . import rotation  # Only this method needs it.
+
+        self.__policy.authorize_cluster(self.principal, actions.SECURITY_ADMIN)
+        if "," in name or "*" in name or name == "_all":
+            raise IllegalArgumentError(f"this action requires a single concrete index, got [{name}]")
+        index = self.__engine.index(name)
+        if mode == "status":
+            return await _run(rotation.progress, self.__vault, index)
+        if mode not in ("rotate", "resume"):
+            raise IllegalArgumentError(f"unknown key rotation mode [{mode}]")
+        if not self.__vault.sealed(index):
+            raise IllegalArgumentError(f"index [{name}] has no data keys: its sources are not sealed")
+        start = rotation.rotate_keys if mode == "rotate" else rotation.resume
+        answer = await _run(start, self.__vault, index, functools.partial(self._indexable, index))
+        logging.getLogger("strongroom.keys").info("index [%s]: key rotation [%s] by [%s], data key version %d",
+                                                  name, mode, self.principal.name, answer["key_version"])
+        return answer
 
     def analyze(self, index_name: str | None, body: dict[str, Any]) -> list[dict[str, Any]]:
         analyzer_name = body.get("analyzer")

@@ -147,5 +147,16 @@ async def stats(call: Call) -> Response:
                       "indices": indices})
 
 
+async def rotate_keys(call: Call) -> Response:
+    """`POST /_strongroom/keys/{index}/_rotate`: a new data key version seals new writes and a
+    background job re-seals the rest (`?reseal_only=true`: only re-seal, e.g. after a restart).
+    `GET`: progress, counted by scanning the index."""
+    name = call.path["index"]
+    if call.request.method == "GET":
+        return call.json(await call.session.rotate_index_keys(name, mode="status"))
+    mode = "resume" if call.params.bool("reseal_only") else "rotate"
+    return call.json(await call.session.rotate_index_keys(name, mode=mode))
+
+
 INDEX_PARAMS = (*INDEX_OPTION_PARAMS, "master_timeout", "timeout", "wait_for_active_shards", "local",
                 "flat_settings", "include_defaults")
