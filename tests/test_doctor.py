@@ -195,7 +195,7 @@ def test_report_shape_and_worst_status(tmp_path: Path, store: SecurityStore) -> 
     assert report["checked_at"] == "2026-12-01T12:00:00+00:00"
     by_check = {f["check"]: f for f in report["findings"]}
     assert set(by_check) == {"bind_address", "tls_certificate", "data_dir", "config_dir", "secret_files",
-                             "bootstrap_password", "wildcard_read_roles", "api_key_expiry", "audit_sink",
+                             "bootstrap_password", "wildcard_read_roles", "api_key_expiry", "protection_at_rest", "audit_sink",
                              "release_age"}
     assert all(set(f) == {"check", "status", "message", "remedy"} for f in report["findings"])
     assert report["status"] == WARN  # bootstrap password and no audit sink
@@ -329,3 +329,19 @@ def test_doctor_command_exit_codes_and_json(tmp_path: Path, store: SecurityStore
     plain = runner.invoke(main, ["doctor", "--data-dir", str(data), "--config-dir", str(config), "--json"])
     assert plain.exit_code == 2
     assert next(f for f in json.loads(plain.stdout)["findings"] if f["check"] == "bind_address")["status"] == FAIL
+
+
+def test_protection_at_rest_warns_of_plain_indices_and_a_master_key_beside_the_data(tmp_path: Path) -> None:
+    from strongroom.doctor import check_protection_at_rest
+
+    data, config = tmp_path / "data", tmp_path / "config"
+    (data / "indices" / "u1").mkdir(parents=True)
+    (data / "indices" / "u1" / "index.json").write_text('{"name": "old", "keys": null}')
+    config.mkdir()
+    finding = check_protection_at_rest(data, config, {"security.master_key_file": ""})
+    assert finding.status == "warn" and "old" in finding.message
+    (data / "indices" / "u1" / "index.json").write_text('{"name": "old", "keys": "d3JhcHBlZA=="}')
+    (config / "master.key").write_text("x")
+    finding = check_protection_at_rest(data, config, {"security.master_key_file": ""})
+    assert finding.status == "warn" and "master.key" in finding.message
+    assert check_protection_at_rest(data, config, {"security.master_key_file": "/keys/m.key"}).status == "ok"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import json
 import logging
 import os
 import stat
@@ -162,6 +163,29 @@ def check_secret_files(secrets: Iterable[Path], *, config_files: Iterable[Path] 
     return Finding(name, OK, "key, certificate key and security store files are private")
 
 
+def check_protection_at_rest(data_dir: Path, config_dir: Path, settings: Mapping[str, Any]) -> Finding:
+    """Indices whose sources are not sealed (created before sealing) and a master key kept beside the
+    data (the generated one in the config directory: a copy of the machine holds both)."""
+    name = "protection_at_rest"
+    plain = []
+    for meta in sorted((data_dir / "indices").glob("*/index.json")) if (data_dir / "indices").is_dir() else []:
+        try:
+            body = json.loads(meta.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if not body.get("keys"):
+            plain.append(str(body.get("name", meta.parent.name)))
+    if plain:
+        return Finding(name, WARN, f"indices without sealed sources (created before sealing): {', '.join(plain)}",
+                       "reindex them into new indices, which are sealed, then delete them")
+    generated = config_dir / "master.key"
+    if not settings.get("security.master_key_file") and generated.exists():
+        return Finding(name, WARN, f"the master key is the generated one in {generated}, on the same machine "
+                       "as the data", "keep it on another volume or in a KMS: set security.master_key_file "
+                       "(see docs/protection.md)")
+    return Finding(name, OK, "sources are sealed and the master key is kept apart from the data")
+
+
 def check_bootstrap_password(users: Iterable[UserRecord]) -> Finding:
     name = "bootstrap_password"
     unchanged = [u.name for u in users if u.bootstrap and u.enabled]
@@ -283,6 +307,7 @@ class Deployment:
             ("secret_files", lambda: check_secret_files(self.secret_files(),
                                                         config_files=[self.config_dir / "strongroom.toml"])),
             *zip(("bootstrap_password", "wildcard_read_roles", "api_key_expiry"), self._store_checks()),
+            ("protection_at_rest", lambda: check_protection_at_rest(self.data_dir, self.config_dir, settings)),
             ("audit_sink", lambda: check_audit_sink(self.audit)),
             ("release_age", lambda: check_release_age(self.release_date, now=now)),
         ]
