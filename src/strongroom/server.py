@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import uvicorn
 
 from .api.app import ApiLimits, build_app
-from .crypto.keys import DataKeys, KeyProblem, load_master_key
+from .crypto.keys import DataKeys, KeyProblem, blob_versions, load_master_key
 from .crypto.tls import TlsError, TlsMaterial, ensure_http_certificates, local_hosts, operator_certificates
 from .doctor import Deployment, DoctorMonitor, is_loopback
 from .engine.fsutil import atomic_write, make_dirs
@@ -199,6 +199,21 @@ def uvicorn_config(app: Any, settings: dict[str, Any], tls: TlsMaterial | None) 
     return config
 
 
+async def _resume_reseals(node: Node) -> None:
+    """A key rotation whose re-seal a stop interrupted carries on in the background: every index whose
+    keys have more than one version is scanned, and older documents are sealed again."""
+    session = node.gate.system_session("keys")
+    for name in node.engine.names():
+        blob = node.engine.index(name).keys
+        if blob is None or blob_versions(blob) < 2:
+            continue
+        try:
+            await session.rotate_index_keys(name, mode="resume")
+        except Exception:
+            log.exception("index [%s]: the interrupted re-seal could not resume; POST "
+                          "/_strongroom/keys/%s/_rotate?reseal_only=true retries it", name, name)
+
+
 async def run(node: Node, settings: dict[str, Any], *, out: TextIO = sys.stdout,
               after_start: Callable[[Node], Any] | None = None) -> None:
     app = build_app(node.gate, ApiLimits(max_body_bytes=settings["http.max_content_length"]))
@@ -217,6 +232,7 @@ async def run(node: Node, settings: dict[str, Any], *, out: TextIO = sys.stdout,
         host = settings["server.host"]
         shown = f"[{host}]" if ":" in host else host
         banner(node, f"{scheme}://{shown}:{port}", out)
+        await _resume_reseals(node)
         if after_start is not None:
             try:
                 await after_start(node)

@@ -387,5 +387,13 @@ class DataKeys:
         raise TypeError("DataKeys cannot be pickled")
 
 
+def blob_versions(blob: bytes) -> int:
+    """How many data key versions a wrapped blob holds (readable without the master key)."""
+    try:
+        return len(json.loads(blob)["versions"])
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
 def _hkdf(key: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=info).derive(key)

@@ -170,6 +170,8 @@ class ResealJob:
     def _run(self, vault: Vault, index: Index, indexable: Indexable) -> None:
         try:
             self.counts = reseal(vault, index, indexable, stop=self._stop)
+            log.info("re-seal of index [%s] done: %d documents sealed again, %d changed meanwhile, %d failed",
+                     self.index_name, self.counts.resealed, self.counts.skipped, self.counts.failed)
             if self.counts.failed:
                 self.error = (f"{self.counts.failed} documents could not be opened (integrity check) and keep "
                               "an older key version")
