@@ -24,12 +24,14 @@ from typing import Any, TextIO
 import uvicorn
 
 from .api.app import ApiLimits, build_app
-from .crypto.keys import DataKeys, KeyProblem, blob_versions, load_master_key
+from .crypto.keys import KeyProblem, blob_versions, load_master_key
 from .crypto.tls import TlsError, TlsMaterial, ensure_http_certificates, local_hosts, operator_certificates
 from .doctor import Deployment, DoctorMonitor, is_loopback
 from .engine.fsutil import atomic_write, make_dirs
 from .engine.node import Engine, EngineStartError
+from .errors import InternalError
 from .security.gate import Gate
+from .security.vault import Vault
 from .security.masks import load_or_create_key
 from .security.throttle import LoginThrottle
 from .security.passwords import PasswordPolicyError
@@ -154,16 +156,15 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
             mask_key = load_or_create_key(config_dir)  # the `hash` mask's key (config dir, 0600)
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot use the mask key: {exc}") from None
+        vault = Vault(master)
         for name in engine.names():  # every index's keys must open with this master key, or nothing starts
-            blob = engine.index(name).keys
-            if blob is not None:
-                try:
-                    DataKeys.open(master, blob)
-                except KeyProblem as problem:
-                    engine.close()
-                    raise StartupError(f"sealed: index [{name}]: {problem.reason}") from None
+            try:
+                vault.keys(engine.index(name))  # opened once, kept for the requests to come
+            except InternalError as problem:
+                engine.close()
+                raise StartupError(f"sealed: {problem}") from None
         gate = Gate(engine, users, throttle=throttle, cluster_info=_node_info(data_dir), doctor=doctor.report,
-                    mask_key=mask_key, master_key=master)
+                    mask_key=mask_key, vault=vault)
     except BaseException:
         os.close(lock_fd)
         raise

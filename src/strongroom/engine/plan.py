@@ -14,6 +14,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from typing import Any, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -264,6 +265,55 @@ def named_queries(node: Node) -> list[Named]:
         elif isinstance(current, Boosting):
             stack.extend((current.positive, current.negative))
     return found
+
+
+def map_children(node: Node, fn: Callable[[Node], Node]) -> Node | None:
+    """A compound query rebuilt with `fn` applied to each of its sub-queries; None for a leaf. The
+    one place that knows which nodes hold queries, for rewrites above the engine."""
+    match node:
+        case Named():
+            return Named(node.name, fn(node.query))
+        case Bool():
+            return replace(node, must=tuple(map(fn, node.must)), should=tuple(map(fn, node.should)),
+                           filter=tuple(map(fn, node.filter)), must_not=tuple(map(fn, node.must_not)))
+        case ConstantScore():
+            return replace(node, filter=fn(node.filter))
+        case DisMax():
+            return replace(node, queries=tuple(map(fn, node.queries)))
+        case Boosting():
+            return replace(node, positive=fn(node.positive), negative=fn(node.negative))
+    return None
+
+
+def match_over_pattern(node: Match) -> MultiMatch:
+    """`match` on a field pattern (`*`, `name.*`): Elasticsearch runs it as a lenient best_fields
+    multi_match over the fields the pattern names."""
+    return MultiMatch(node.query, ((node.field, 1.0),), "best_fields", node.operator, node.minimum_should_match,
+                      node.fuzziness, node.prefix_length, node.max_expansions, node.transpositions, None,
+                      node.analyzer, 0, True, node.zero_terms_query, node.boost)
+
+
+def combine_per_field(node: MultiMatch, parts: list[Node]) -> Node:
+    """Per-field parts of a multi_match joined as its type joins fields: most_fields and bool_prefix
+    add the scores, the others keep the best (plus tie_breaker times the rest)."""
+    if not parts:
+        return MatchNone()
+    if len(parts) == 1:
+        return parts[0]
+    if node.type in ("most_fields", "bool_prefix"):
+        return Bool(should=tuple(parts))
+    tie = node.tie_breaker if node.tie_breaker is not None else (1.0 if node.type == "cross_fields" else 0.0)
+    return DisMax(tuple(parts), tie)
+
+
+def expand_slots(slots: dict[str, Any], pattern: str) -> list[str]:
+    """Mapped, indexed field paths a pattern names (`*`, `name.*`, exact paths): `*` alone names the
+    text and keyword fields, as Elasticsearch's default fields do."""
+    if "*" not in pattern:
+        return [pattern] if pattern in slots else []
+    if pattern in ("*", "*.*"):
+        return sorted(p for p, s in slots.items() if s.kind in ("text", "keyword"))
+    return sorted(p for p in slots if fnmatch.fnmatchcase(p, pattern))
 
 
 def resolve_minimum_should_match(spec: int | str | None, optional: int) -> int:
@@ -545,12 +595,7 @@ class Compiler:
         return field_type, slot
 
     def expand(self, pattern: str) -> list[str]:
-        """Mapped, indexed field paths a pattern names (`*`, `name.*`, exact paths)."""
-        if "*" not in pattern:
-            return [pattern] if pattern in self.slots else []
-        if pattern in ("*", "*.*"):
-            return sorted(p for p, s in self.slots.items() if s.kind in ("text", "keyword"))
-        return sorted(p for p in self.slots if fnmatch.fnmatchcase(p, pattern))
+        return expand_slots(self.slots, pattern)
 
     def _value(self, field_type: FieldType, value: Any, what: str = "term") -> Any:
         if isinstance(value, (dict, list)):
@@ -780,10 +825,7 @@ class Compiler:
 
     def _match(self, node: Match) -> tantivy.Query:
         if "*" in node.field:
-            return self._multi_match(MultiMatch(node.query, ((node.field, 1.0),), "best_fields", node.operator,
-                                                node.minimum_should_match, node.fuzziness, node.prefix_length,
-                                                node.max_expansions, node.transpositions, None, node.analyzer, 0,
-                                                True, node.zero_terms_query))
+            return self._multi_match(match_over_pattern(node))
         resolved = self._field(node.field)
         if resolved is None:
             return tantivy.Query.empty_query()

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..engine.plan import (Bool, Boosting, ConstantScore, DisMax, Exists, Fuzzy, Ids, Match, MatchAll,
-                           MatchBoolPrefix, MatchNone, MatchPhrase, MatchPhrasePrefix, MultiMatch, Named, Node, Prefix,
-                           Range, Regexp, Term, Terms, Wildcard)
+from ..engine.plan import (Bool, DisMax, Exists, Fuzzy, Ids, Match, MatchAll, MatchBoolPrefix, MatchNone,
+                           MatchPhrase, MatchPhrasePrefix, MultiMatch, Node, Prefix, Range, Regexp, Term, Terms,
+                           Wildcard, combine_per_field, map_children, match_over_pattern)
 
 
 class _Everywhere:
@@ -95,20 +95,12 @@ class Restrictor:
 
     # -- rewriting ---------------------------------------------------------------------------
     def rewrite(self, node: Node) -> Node:
+        compound = map_children(node, self.rewrite)
+        if compound is not None:
+            return compound
         match node:
             case MatchAll() | MatchNone() | Ids():
                 return node
-            case Named():
-                return Named(node.name, self.rewrite(node.query))
-            case Bool():
-                return replace(node, must=self._all(node.must), should=self._all(node.should),
-                               filter=self._all(node.filter), must_not=self._all(node.must_not))
-            case ConstantScore():
-                return replace(node, filter=self.rewrite(node.filter))
-            case DisMax():
-                return replace(node, queries=self._all(node.queries))
-            case Boosting():
-                return replace(node, positive=self.rewrite(node.positive), negative=self.rewrite(node.negative))
             case Exists():
                 if "*" in node.field:
                     return self._per_field(node, self._fields(node.field), "visible")
@@ -116,10 +108,7 @@ class Restrictor:
             case Term() | Terms():
                 return self._leaf(node, node.field, "probe")
             case Match() if "*" in node.field:
-                return self.rewrite(MultiMatch(node.query, ((node.field, 1.0),), "best_fields", node.operator,
-                                               node.minimum_should_match, node.fuzziness, node.prefix_length,
-                                               node.max_expansions, node.transpositions, None, node.analyzer, 0,
-                                               True, node.zero_terms_query, node.boost))
+                return self._multi_match(match_over_pattern(node))
             case MultiMatch():
                 return self._multi_match(node)
             case Prefix() | Wildcard() | Regexp() | Fuzzy() if node.normalize and "*" in node.field:
@@ -129,9 +118,6 @@ class Restrictor:
                     | Regexp() | Fuzzy():
                 return self._leaf(node, node.field, "clear")
         raise AssertionError(f"the policy rewrite does not know {type(node).__name__}")
-
-    def _all(self, nodes: tuple[Node, ...]) -> tuple[Node, ...]:
-        return tuple(self.rewrite(n) for n in nodes)
 
     def _leaf(self, node: Node, path: str, kind: str) -> Node:
         regions = self.regions(path)
@@ -167,8 +153,6 @@ class Restrictor:
         for pattern, boost in patterns:
             is_pattern = "*" in pattern
             paths = self._fields(pattern) if is_pattern else [(pattern, "")]
-            if is_pattern and pattern in ("*", "*.*"):
-                paths = [(p, k) for p, k in paths if k in TEXTUAL]
             for path, _kind in paths:
                 region = self.regions(path).clear
                 if region is EVERYWHERE:
@@ -188,11 +172,4 @@ class Restrictor:
             parts.append(replace(node, fields=tuple(clear), lenient=lenient))
         for path, boost, region in regional:
             parts.append(within(replace(node, fields=((path, boost),), lenient=lenient), region))
-        if not parts:
-            return MatchNone()
-        if len(parts) == 1:
-            return parts[0]
-        if node.type in ("most_fields", "bool_prefix"):
-            return Bool(should=tuple(parts))
-        tie = node.tie_breaker if node.tie_breaker is not None else (1.0 if node.type == "cross_fields" else 0.0)
-        return DisMax(tuple(parts), tie)
+        return combine_per_field(node, parts)

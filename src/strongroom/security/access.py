@@ -23,7 +23,7 @@ import orjson
 
 from ..engine.aggs import AggNode, TopHitsAgg
 from ..engine.index import Index
-from ..engine.plan import Bool, Node
+from ..engine.plan import Bool, Node, expand_slots
 from ..engine.search import SearchSpec, Target, matching_ids
 from ..errors import FieldSecurityError
 from ..query.dsl import parse_query
@@ -96,12 +96,8 @@ class Access:
 
     # -- queries -----------------------------------------------------------------------------
     def _fields(self, pattern: str) -> list[tuple[str, str]]:
-        compiler_slots = self.index.slots
-        if "*" not in pattern:
-            slot = compiler_slots.get(pattern)
-            return [(pattern, slot.kind)] if slot is not None else []
-        import fnmatch
-        return sorted((p, s.kind) for p, s in compiler_slots.items() if fnmatch.fnmatchcase(p, pattern))
+        slots = self.index.slots
+        return [(path, slots[path].kind) for path in expand_slots(slots, pattern)]
 
     def _region(self, path: str, keep: Any) -> Region:
         per_layer = []

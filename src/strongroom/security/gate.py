@@ -43,7 +43,7 @@ class Gate:
                  throttle: LoginThrottle | None = None, clock: Callable[[], float] = time.monotonic,
                  cluster_info: dict[str, str] | None = None, hash_concurrency: int = 2,
                  doctor: Callable[[], dict[str, Any]] | None = None, mask_key: bytes | None = None,
-                 master_key: MasterKey | None = None) -> None:
+                 vault: Vault | None = None) -> None:
         self.__engine = engine
         self._users = users
         self._policy = policy or RolePolicy(users.role)
@@ -59,8 +59,9 @@ class Gate:
         self._doctor = doctor  # the deployment self-check's latest report (doctor.py)
         # The `hash` mask's key: the server passes the persisted one (config dir); tests get a fresh one.
         self._masker = Masker(mask_key if mask_key is not None else os.urandom(32))
-        # Sealing at rest: the server passes the loaded master key; tests get a fresh one per gate.
-        self._vault = Vault(master_key if master_key is not None else MasterKey.generate())
+        # Sealing at rest: the server passes its vault (master key loaded, every index checked); tests get
+        # a fresh key per gate.
+        self._vault = vault if vault is not None else Vault(MasterKey.generate())
         self._key_roles: dict[str, tuple] = {}
 
     async def open_session(self, authorization: str | None, address: str, path: str, *,

@@ -21,7 +21,6 @@ Patterns (`*`, `name.*`, query_string defaults) skip protected fields: name them
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import re
 import threading
 import time
@@ -35,9 +34,10 @@ from ..engine.aggs import AggNode, TopHitsAgg
 from ..engine.dates import DateFormat, parse_date_math
 from ..engine.index import Index
 from ..engine.mapping import FieldType
-from ..engine.plan import (Bool, Boosting, ConstantScore, DisMax, Exists, Fuzzy, Ids, Match, MatchAll,
-                           MatchBoolPrefix, MatchNone, MatchPhrase, MatchPhrasePrefix, MultiMatch, Named, Node, Prefix,
-                           Range, Regexp, Term, Terms, Wildcard)
+from ..engine.plan import (ConstantScore, DisMax, Exists, Fuzzy, Ids, Match, MatchAll,
+                           MatchBoolPrefix, MatchNone, MatchPhrase, MatchPhrasePrefix, MultiMatch, Node, Prefix,
+                           Range, Regexp, Term, Terms, Wildcard, combine_per_field, expand_slots, map_children,
+                           match_over_pattern)
 from ..engine.search import SearchSpec
 from ..errors import MapperParsingError, RequestError
 
@@ -190,27 +190,16 @@ class Protector:
     def rewrite(self, node: Node) -> Node:
         if not self.fields:
             return node
+        compound = map_children(node, self.rewrite)
+        if compound is not None:
+            return compound
         match node:
             case MatchAll() | MatchNone() | Ids():
                 return node
-            case Named():
-                return Named(node.name, self.rewrite(node.query))
-            case Bool():
-                return replace(node, must=self._all(node.must), should=self._all(node.should),
-                               filter=self._all(node.filter), must_not=self._all(node.must_not))
-            case ConstantScore():
-                return replace(node, filter=self.rewrite(node.filter))
-            case DisMax():
-                return replace(node, queries=self._all(node.queries))
-            case Boosting():
-                return replace(node, positive=self.rewrite(node.positive), negative=self.rewrite(node.negative))
             case MultiMatch():
                 return self._multi_match(node)
             case Match() if "*" in node.field:
-                return self._multi_match(MultiMatch(node.query, ((node.field, 1.0),), "best_fields", node.operator,
-                                                    node.minimum_should_match, node.fuzziness, node.prefix_length,
-                                                    node.max_expansions, node.transpositions, None, node.analyzer, 0,
-                                                    True, node.zero_terms_query, node.boost))
+                return self._multi_match(match_over_pattern(node))
             case Exists():
                 if "*" in node.field:
                     return node  # presence only; an encrypted field has nothing indexed to find
@@ -219,9 +208,9 @@ class Protector:
                     raise ProtectedFieldError(node.field, "encrypt", "an exists query")
                 return node
             case Prefix() | Wildcard() | Regexp() | Fuzzy() if node.normalize and "*" in node.field:
-                paths = [p for p, s in self.index.slots.items() if s.kind in TEXTUAL and p not in self.fields
-                         and fnmatch.fnmatchcase(p, node.field)]
-                parts = [replace(node, field=p) for p in paths]
+                slots = self.index.slots
+                parts = [replace(node, field=p) for p in expand_slots(slots, node.field)
+                         if slots[p].kind in TEXTUAL and p not in self.fields]
                 if not parts:
                     return MatchNone()
                 return parts[0] if len(parts) == 1 else DisMax(tuple(parts), 0.0)
@@ -233,9 +222,6 @@ class Protector:
         except (ValueError, MapperParsingError):  # a value the field's type cannot hold (never echoed)
             raise RequestError(f"failed to parse the query value for protected field [{field.path}] of type "
                                f"[{field.type}]") from None
-
-    def _all(self, nodes: tuple[Node, ...]) -> tuple[Node, ...]:
-        return tuple(self.rewrite(n) for n in nodes)
 
     def _protected_leaf(self, node: Node, field: FieldType) -> Node:
         path = field.path
@@ -326,12 +312,7 @@ class Protector:
         protected: list[tuple[FieldType, float]] = []
         for pattern, boost in patterns:
             if "*" in pattern:
-                for path, slot in self.index.slots.items():
-                    if path in self.fields or not fnmatch.fnmatchcase(path, pattern):
-                        continue
-                    if pattern in ("*", "*.*") and slot.kind not in TEXTUAL:
-                        continue
-                    plain.append((path, boost))
+                plain += [(path, boost) for path in expand_slots(self.index.slots, pattern) if path not in self.fields]
             elif pattern in self.fields:
                 protected.append((self.fields[pattern], boost))
             else:
@@ -351,14 +332,7 @@ class Protector:
             else:
                 raise ProtectedFieldError(field.path, field.protect, f"a multi_match of type [{node.type}]")
             parts.append(self._protected_leaf(leaf, field))
-        if not parts:
-            return MatchNone()
-        if len(parts) == 1:
-            return parts[0]
-        if node.type == "most_fields":
-            return Bool(should=tuple(parts))
-        tie = node.tie_breaker if node.tie_breaker is not None else (1.0 if node.type == "cross_fields" else 0.0)
-        return DisMax(tuple(parts), tie)
+        return combine_per_field(node, parts)
 
 
 _DROP = object()

@@ -25,7 +25,7 @@ from ..engine.aggs import run_aggregations
 from ..engine.analysis import analyze_text
 from ..engine.node import Engine
 from ..engine.index import parse_time_value
-from ..engine.plan import MatchAll
+from ..engine.plan import MatchAll, Node
 from ..engine.search import Cursor, count_matches, explain, matching_ids, run_search, targets_for
 from ..engine.shard import NOOP, Conditions, OpResult, StoredDoc
 from ..errors import (ActionRequestValidationError, MapperParsingError, AuthorizationError, IllegalArgumentError, IndexNotFoundError,
@@ -195,17 +195,19 @@ class Session:
         sealed = [index for index in indices if self.__vault.sealed(index)]
         if not accesses and not sealed:
             return targets_for(indices)
+        # Rewrites run once per index and query node, not once per shard: the shards of an index share them.
         targets = targets_for(indices, restrictions={n: a.restriction for n, a in accesses.items()},
-                              transforms={n: a.transform for n, a in accesses.items() if a.fields_restricted})
-        protectors = {index.name: self._protector(index) for index in sealed}
-        for target in targets:  # How the engine may open the sources it renders itself (top_hits, sort modes).
-            index, access = target.index, accesses.get(target.index.name)
-            protector = protectors.get(index.name)
-            if protector is not None:
-                target.tokenize = protector.rewrite
-            target.open_source = functools.partial(self._open_json, index)
-            target.reveal = _revealer(functools.partial(self._open_json, index),
-                                      access if access is not None and access.fields_restricted else None)
+                              transforms={n: _once(a.transform) for n, a in accesses.items() if a.fields_restricted})
+        hooks: dict[str, tuple[Any, Any, Any]] = {}
+        for index in sealed:  # how the engine may open the sources it renders itself (top_hits, sort modes)
+            protector, access = self._protector(index), accesses.get(index.name)
+            open_json = functools.partial(self._open_json, index)
+            hooks[index.name] = (_once(protector.rewrite) if protector is not None else None, open_json,
+                                 _revealer(open_json, access if access is not None and access.fields_restricted
+                                           else None))
+        for target in targets:
+            if target.index.name in hooks:
+                target.tokenize, target.open_source, target.reveal = hooks[target.index.name]
         return targets
 
     def _protector(self, index: Index) -> Protector | None:
@@ -1044,6 +1046,18 @@ def _find_pii(value: Any, path: str, fields: Any, found: dict[str, str]) -> None
     names = detect(value)
     if names:
         found[path] = names[0]
+
+
+def _once(rewrite: Callable[[Node], Node]) -> Callable[[Node], Node]:
+    """`rewrite`, remembering its answer for each node it was given (the shards of one index ask alike)."""
+    seen: dict[int, tuple[Node, Node]] = {}
+
+    def apply(node: Node) -> Node:
+        hit = seen.get(id(node))
+        if hit is None or hit[0] is not node:
+            hit = seen[id(node)] = (node, rewrite(node))
+        return hit[1]
+    return apply
 
 
 def _revealer(open_json: Callable[[str, bytes], Any], access: Access | None
