@@ -10,17 +10,23 @@
     - ResourceAlreadyExistsError           400  resource_already_exists_exception
     - ActionRequestValidationError         400  action_request_validation_exception
     - NoHandlerError                       400  (ES answers unknown routes with a bare string error)
+    - RepositoryError                      400  repository_exception
+    - InvalidSnapshotNameError             400  invalid_snapshot_name_exception
+    - SnapshotRestoreError                 400  snapshot_restore_exception
   + MethodNotAllowedError                  405
   + PayloadTooLargeError                   413  content_too_long_exception
   + UnsupportedMediaTypeError              406  media_type_header_exception
   + NotFoundError
     - IndexNotFoundError                   404  index_not_found_exception
     - DocumentMissingError                 404  document_missing_exception
+    - RepositoryMissingError               404  repository_missing_exception
+    - SnapshotMissingError                 404  snapshot_missing_exception
   + VersionConflictError                   409  version_conflict_engine_exception
   + SecurityError
     - AuthenticationError                  401  security_exception
     - AuthorizationError                   403  security_exception
   + UnavailableError                       503  unavailable_shards_exception
+    - ConcurrentSnapshotError              503  concurrent_snapshot_execution_exception
   + RequestTimeoutError                    408  timeout_exception
 
 Messages name only what the caller sent: never a stored value, never a stack, never a path on disk.
@@ -113,6 +119,30 @@ class NoHandlerError(RequestError):
         super().__init__(f"no handler found for uri [{path}] and method [{method}]")
 
 
+class RepositoryError(RequestError):
+    """A snapshot repository cannot be registered or used (Elasticsearch answers 500; it is the caller's
+    setting, so 400 here)."""
+
+    es_type = "repository_exception"
+
+    def __init__(self, repository: str, why: str) -> None:
+        super().__init__(f"[{repository}] {why}")
+
+
+class InvalidSnapshotNameError(RequestError):
+    es_type = "invalid_snapshot_name_exception"
+
+    def __init__(self, repository: str, snapshot: str, why: str) -> None:
+        super().__init__(f"[{repository}:{snapshot}] Invalid snapshot name [{snapshot}], {why}")
+
+
+class SnapshotRestoreError(RequestError):
+    es_type = "snapshot_restore_exception"
+
+    def __init__(self, repository: str, snapshot: str, why: str) -> None:
+        super().__init__(f"[{repository}:{snapshot}] {why}")
+
+
 class MethodNotAllowedError(StrongroomError):
     status, es_type = 405, "method_not_allowed_exception"
 
@@ -150,6 +180,20 @@ class DocumentMissingError(NotFoundError):
 
     def __init__(self, index: str, uuid: str, shard: int, doc_id: str) -> None:
         super().__init__(f"[{doc_id}]: document missing", shard=str(shard), index=index, index_uuid=uuid)
+
+
+class RepositoryMissingError(NotFoundError):
+    es_type = "repository_missing_exception"
+
+    def __init__(self, repository: str) -> None:
+        super().__init__(f"[{repository}] missing")
+
+
+class SnapshotMissingError(NotFoundError):
+    es_type = "snapshot_missing_exception"
+
+    def __init__(self, repository: str, snapshot: str) -> None:
+        super().__init__(f"[{repository}:{snapshot}] is missing")
 
 
 class VersionConflictError(StrongroomError):
@@ -200,3 +244,10 @@ class UnavailableError(StrongroomError):
 
 class RequestTimeoutError(StrongroomError):
     status, es_type = 408, "timeout_exception"
+
+
+class ConcurrentSnapshotError(UnavailableError):
+    es_type = "concurrent_snapshot_execution_exception"
+
+    def __init__(self, repository: str, snapshot: str, why: str) -> None:
+        super().__init__(f"[{repository}:{snapshot}] {why}")

@@ -164,7 +164,8 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
                 engine.close()
                 raise StartupError(f"sealed: {problem}") from None
         gate = Gate(engine, users, throttle=throttle, cluster_info=_node_info(data_dir), doctor=doctor.report,
-                    mask_key=mask_key, vault=vault)
+                    mask_key=mask_key, vault=vault, snapshot_roots=[Path(p) for p in settings["path.repo"]],
+                    protected_dirs=[config_dir])
     except BaseException:
         os.close(lock_fd)
         raise

@@ -43,6 +43,19 @@ def _port(value: Any) -> int:
     return number
 
 
+def _paths(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [p.strip() for p in value.split(",") if p.strip()]
+    elif isinstance(value, list) and all(isinstance(p, str) for p in value):
+        items = [p.strip() for p in value if p.strip()]
+    else:
+        raise ValueError("expected a list of directory paths")
+    for item in items:
+        if not Path(item).is_absolute():
+            raise ValueError(f"[{item}] is not an absolute path")
+    return tuple(items)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -67,6 +80,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(mode 0600, outside the data directory; another volume in production). Empty: the environment "
             "variable STRONGROOM_MASTER_KEY (base64 of 32 bytes), else <config-dir>/master.key, generated on "
             "first start."),
+    Setting("path.repo", (), "Directories under which snapshot repositories (type fs) may be registered, as an "
+            "array of absolute paths. Empty: no repository can be registered. A repository may not overlap the data "
+            "or config directory.", _paths),
     Setting("security.login_free_failures", 3, "Failed logins per user and address before each further attempt "
             "is delayed (exponentially, up to security.login_max_delay_seconds).", _positive_int),
     Setting("security.login_max_delay_seconds", 8, "Longest delay imposed on a login attempt after failures.",

@@ -17,7 +17,7 @@ from starlette.routing import Route as StarletteRoute
 
 from ..errors import MethodNotAllowedError, NoHandlerError, StrongroomError
 from ..security.gate import Gate
-from .handlers import Call, bulk, cluster, documents, indices, search, security
+from .handlers import Call, bulk, cluster, documents, indices, search, security, snapshots
 from .router import Router
 from .wire import Params, error_response, internal_error, read_body
 
@@ -40,6 +40,19 @@ def build_router() -> Router:
     r.add(["GET"], ["/_cat/count", "/_cat/count/{index}"], cluster.cat_count, params=cluster.CAT_PARAMS)
     r.add(["GET"], ["/_strongroom/doctor"], cluster.doctor)
     r.add(["GET", "POST"], ["/_strongroom/keys/{index}/_rotate"], indices.rotate_keys, params=("reseal_only",))
+
+    s = snapshots
+    r.add(["PUT", "POST"], ["/_snapshot/{repository}"], s.put_repository, params=s.REPOSITORY_PARAMS, body=True)
+    r.add(["GET"], ["/_snapshot", "/_snapshot/{repository}"], s.get_repository, params=s.REPOSITORY_PARAMS)
+    r.add(["DELETE"], ["/_snapshot/{repository}"], s.delete_repository, params=s.REPOSITORY_PARAMS)
+    r.add(["POST"], ["/_snapshot/{repository}/_verify"], s.verify_repository, params=s.COMMON)
+    r.add(["POST"], ["/_snapshot/{repository}/_cleanup"], s.cleanup_repository, params=s.COMMON)
+    r.add(["PUT", "POST"], ["/_snapshot/{repository}/{snapshot}"], s.create, params=s.CREATE_PARAMS, body=True)
+    r.add(["GET"], ["/_snapshot/{repository}/{snapshot}"], s.get, params=s.GET_PARAMS)
+    r.add(["DELETE"], ["/_snapshot/{repository}/{snapshot}"], s.delete, params=s.DELETE_PARAMS)
+    r.add(["GET"], ["/_snapshot/_status", "/_snapshot/{repository}/_status", "/_snapshot/{repository}/{snapshot}/_status"],
+          s.status, params=(*s.COMMON, "ignore_unavailable"))
+    r.add(["POST"], ["/_snapshot/{repository}/{snapshot}/_restore"], s.restore, params=s.CREATE_PARAMS, body=True)
 
     r.add(["PUT"], ["/{index}"], indices.create, params=indices.INDEX_PARAMS, body=True)
     r.add(["DELETE"], ["/{index}"], indices.delete, params=indices.INDEX_PARAMS)

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from .handlers import Call
 
 Handler = Callable[["Call"], Awaitable[Any]]
-EXAMPLES = {"index": "strongroom-example", "id": "1", "target": "strongroom-example", "scroll_id": "c2Nyb2xs"}
+EXAMPLES = {"index": "strongroom-example", "id": "1", "target": "strongroom-example", "scroll_id": "c2Nyb2xs",
+            "repository": "backups", "snapshot": "nightly"}
 
 
 @dataclass(frozen=True)

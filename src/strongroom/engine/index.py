@@ -215,6 +215,9 @@ class Index:
         self.path = path
         self.name: str = meta["name"]
         self.uuid: str = meta["uuid"]
+        # What sealed sources are bound to: the uuid the index had when they were sealed. A restored
+        # index gets a new uuid but keeps its origin's, so its snapshot's sources still open.
+        self.seal_uuid: str = meta.get("seal_uuid") or self.uuid
         self.creation_date: int = meta["creation_date"]
         self.settings: dict[str, str] = meta["settings"]
         self.primary_term: int = meta.get("primary_term", 1)
@@ -253,7 +256,13 @@ class Index:
                 "primary_term": self.primary_term, "mappings": self.mapping.to_es(),
                 "slots": {p: _slot_meta(s) for p, s in self.slots.items()},
                 "next_slot": self._next_slot,
+                **({"seal_uuid": self.seal_uuid} if self.seal_uuid != self.uuid else {}),
                 **({"keys": base64.b64encode(self.keys).decode()} if self.keys is not None else {})}
+
+    def snapshot_meta(self) -> dict[str, Any]:
+        """The metadata as persisted, read under the lock every metadata change takes."""
+        with self._mapping_lock:
+            return self.meta()
 
     def setting(self, name: str) -> str:
         return self.settings.get(name, INDEX_SETTINGS[name][0])

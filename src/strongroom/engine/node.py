@@ -15,6 +15,7 @@ import threading
 import time
 import uuid as uuidlib
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import IndexNotFoundError, InternalError, ResourceAlreadyExistsError
@@ -117,6 +118,39 @@ class Engine:
             index = self._open(final, meta)
             self._indices[name] = index
             return index
+
+    def restore_index(self, name: str, meta: dict[str, Any], fill: Callable[[Path], None]) -> Index:
+        """Create index `name` from a snapshot's metadata; `fill(directory)` writes its shard files.
+
+        The new index gets a new uuid and keeps the sealing binding of the one snapshotted
+        (`seal_uuid`), so its sealed sources open. Until it is complete it lives in a staging
+        directory that an interrupted restore leaves for the next start to remove.
+        """
+        validate_index_name(name)
+        with self._lock:
+            if name in self._indices:
+                raise ResourceAlreadyExistsError(name, self._indices[name].uuid)
+        uuid = base64.urlsafe_b64encode(uuidlib.uuid4().bytes).decode().rstrip("=")
+        restored = {**meta, "name": name, "uuid": uuid, "seal_uuid": meta.get("seal_uuid") or meta["uuid"]}
+        staging = self._indices_dir / f".restoring-{uuid}"
+        final = self._indices_dir / uuid
+        make_dirs(staging)
+        try:
+            fill(staging)
+            atomic_write(staging / META_FILE, json.dumps(restored, ensure_ascii=False, indent=1).encode())
+            index = self._open(staging, restored)  # Proves the files open (and replays nothing).
+            index.close()
+            with self._lock:
+                if name in self._indices:
+                    raise ResourceAlreadyExistsError(name, self._indices[name].uuid)
+                os.replace(staging, final)
+                fsync_dir(self._indices_dir)
+                index = self._open(final, restored)
+                self._indices[name] = index
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return index
 
     def get_or_create(self, name: str, *, keys: bytes | None = None) -> tuple[Index, bool]:
         index = self._indices.get(name)

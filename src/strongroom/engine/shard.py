@@ -21,6 +21,8 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -247,11 +249,42 @@ class Shard:
             del self._writer
             self._slots.update({s.name: s for s in new})
             self._ensure_schema()
-            self._index = tantivy.Index.open(str(self._tantivy_dir))
-            analysis.register_all(self._index)
-            self._writer = self._index.writer(self._heap, self._threads)
-            self._index.reload()
-            self._searcher = self._index.searcher()
+            self._reopen()
+
+    def _reopen(self) -> None:
+        self._index = tantivy.Index.open(str(self._tantivy_dir))
+        analysis.register_all(self._index)
+        self._writer = self._index.writer(self._heap, self._threads)
+        self._index.reload()
+        self._searcher = self._index.searcher()
+
+    def link_committed(self, into: Path) -> int:
+        """Hard-links the files of this shard's commit into the new directory `into` (same file system;
+        copies otherwise) after committing everything applied; returns the commit's checkpoint.
+
+        Writes to the shard wait meanwhile. Background merges are finished and the writer closed
+        first, so no file changes or disappears while it is linked; segment files never change once
+        written, so the links stay a consistent copy after the writer is back. Lock files are left out.
+        """
+        with self._lock:
+            if self._closed:
+                raise InternalError(f"shard {self.number} of index [{self.index_name}] is closed")
+            self._refresh_locked()
+            self._writer.wait_merging_threads()
+            del self._writer
+            try:
+                make_dirs(into)
+                for entry in sorted(self._tantivy_dir.iterdir()):
+                    if not entry.is_file() or entry.name.endswith((".lock", ".tmp")):
+                        continue
+                    try:
+                        os.link(entry, into / entry.name)
+                    except OSError:  # Another file system (or no hard links): copy.
+                        shutil.copy2(entry, into / entry.name)
+                fsync_dir(into)
+            finally:
+                self._reopen()
+            return self._committed_seq
 
     @property
     def schema(self) -> tantivy.Schema:

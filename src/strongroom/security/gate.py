@@ -15,12 +15,14 @@ import hmac
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from ..engine.node import Engine
+from ..engine.snapshots import SnapshotService
 from ..errors import AuthenticationError
 from .policy import Policy, RolePolicy
 from .scroll import ScrollRegistry
@@ -43,8 +45,12 @@ class Gate:
                  throttle: LoginThrottle | None = None, clock: Callable[[], float] = time.monotonic,
                  cluster_info: dict[str, str] | None = None, hash_concurrency: int = 2,
                  doctor: Callable[[], dict[str, Any]] | None = None, mask_key: bytes | None = None,
-                 vault: Vault | None = None) -> None:
+                 vault: Vault | None = None, snapshot_roots: Sequence[Path] = (),
+                 protected_dirs: Sequence[Path] = ()) -> None:
         self.__engine = engine
+        # Snapshot repositories may live only under `path.repo` roots, never overlapping the data
+        # directory or `protected_dirs` (the config directory, where keys live).
+        self.__snapshots = SnapshotService(engine, roots=snapshot_roots, forbidden=protected_dirs)
         self._users = users
         self._policy = policy or RolePolicy(users.role)
         self._throttle = throttle or LoginThrottle(clock=clock)
@@ -72,7 +78,7 @@ class Gate:
     def _session(self, principal: Principal, purpose: str | None = None) -> Session:
         return Session(principal, self.__engine, self._policy, self._cluster_info, self._scrolls,
                        doctor=self._doctor, admin=self._admin, masker=self._masker, purpose=purpose,
-                       vault=self._vault)
+                       vault=self._vault, snapshots=self.__snapshots)
 
     def _admin(self, principal: Principal) -> "SecurityAdmin":
         return SecurityAdmin(principal, self._users, self._policy, on_change=self._security_changed)

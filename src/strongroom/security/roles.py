@@ -29,7 +29,14 @@ CLUSTER_PRIVILEGES: dict[str, frozenset[str]] = {
     "manage_own_api_key": frozenset({a.API_KEY_OWN}),
     "manage_api_key": frozenset({a.API_KEY_OWN, a.API_KEY_ANY}),
     "manage_security": frozenset({a.SECURITY_ADMIN, a.API_KEY_OWN, a.API_KEY_ANY}),
-    "manage": frozenset({a.CLUSTER_MONITOR, a.CLUSTER_HEALTH, a.CLUSTER_STATE, a.DOCTOR, a.INDEX_ANALYZE}),
+    "monitor_snapshot": frozenset({a.REPOSITORY_GET, a.SNAPSHOT_GET, a.SNAPSHOT_STATUS}),
+    "create_snapshot": frozenset({a.REPOSITORY_GET, a.SNAPSHOT_GET, a.SNAPSHOT_STATUS, a.SNAPSHOT_CREATE}),
+    # Snapshots hold sealed data only, but restoring one (with this node's master key) creates readable
+    # indices: restore and repository administration need `manage` (as in Elasticsearch).
+    "manage": frozenset({a.CLUSTER_MONITOR, a.CLUSTER_HEALTH, a.CLUSTER_STATE, a.DOCTOR, a.INDEX_ANALYZE,
+                         a.REPOSITORY_PUT, a.REPOSITORY_GET, a.REPOSITORY_DELETE, a.REPOSITORY_VERIFY,
+                         a.REPOSITORY_CLEANUP, a.SNAPSHOT_CREATE, a.SNAPSHOT_GET, a.SNAPSHOT_STATUS,
+                         a.SNAPSHOT_DELETE, a.SNAPSHOT_RESTORE}),
     "all": frozenset({"*"}),
 }
 _READ = frozenset({a.DOC_SEARCH, a.DOC_GET, a.DOC_MGET, a.DOC_COUNT})

@@ -120,8 +120,9 @@ class Session:
     def __init__(self, principal: Principal, engine: Engine, policy: Policy, cluster_info: dict[str, str],
                  scrolls: ScrollRegistry, *, doctor: Callable[[], dict[str, Any]] | None = None,
                  admin: Callable[[Principal], Any] | None = None, masker: Masker | None = None,
-                 purpose: str | None = None, vault: Vault | None = None) -> None:
+                 purpose: str | None = None, vault: Vault | None = None, snapshots: Any = None) -> None:
         self.principal = principal
+        self.__snapshots = snapshots  # engine.snapshots.SnapshotService
         self.__vault = vault or Vault(MasterKey.generate())
         self.__masker = masker or Masker(os.urandom(32))
         if purpose is not None and (not purpose.strip() or len(purpose) > MAX_PURPOSE or not purpose.isprintable()):
@@ -245,6 +246,14 @@ class Session:
         if self.__admin is None:
             raise IllegalArgumentError("the security API is not available on this node")
         return self.__admin(self.principal)
+
+    def snapshots(self) -> Any:
+        """The `_snapshot` API for this principal (snapshots.SnapshotAdmin); every method authorizes itself."""
+        from .snapshots import SnapshotAdmin
+
+        if self.__snapshots is None:
+            raise IllegalArgumentError("snapshots are not available on this node")
+        return SnapshotAdmin(self.principal, self.__policy, self.__snapshots, self.__vault, self.cluster_info)
 
     def doctor_report(self) -> dict[str, Any]:
         """The deployment self-check's latest report (monitor privilege)."""

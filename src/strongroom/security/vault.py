@@ -74,17 +74,21 @@ class Vault:
         keys = self.keys(index)
         if keys is None:
             return plaintext
-        return seal(keys, plaintext, index_uuid=index.uuid, doc_id=doc_id)
+        return seal(keys, plaintext, index_uuid=index.seal_uuid, doc_id=doc_id)
 
     def open(self, index: Index, doc_id: str, stored: bytes) -> bytes:
         keys = self.keys(index)
         if keys is None:
             return stored
         try:
-            return unseal(keys, stored, index_uuid=index.uuid, doc_id=doc_id)
+            return unseal(keys, stored, index_uuid=index.seal_uuid, doc_id=doc_id)
         except SealError:
             # Tampered or misplaced ciphertext: never guess, never show it.
             raise InternalError(f"a stored document of index [{index.name}] failed its integrity check") from None
+
+    def check_keys(self, blob: bytes) -> None:
+        """Raises KeyProblem unless this node's master key opens the wrapped data keys `blob`."""
+        DataKeys.open(self._master, blob)
 
     def sealed(self, index: Index) -> bool:
         return index.keys is not None
