@@ -39,7 +39,7 @@ DOCS = {
     "h2": {"name": "赵磊", "phone": "13566667777", "national_id": "310101196604044567", "district": HUANGPU,
            "notes": "moved away", "age": 58},
 }
-PUDONG_ENTRY = {"names": [INDEX], "privileges": ["read"], "field_security": {"grant": ["*"], "except": ["notes"]},
+PUDONG_ENTRY = {"names": [INDEX], "privileges": ["read", "bulk_export"], "field_security": {"grant": ["*"], "except": ["notes"]},
                 "query": {"term": {"district": PUDONG}},
                 "masks": {"phone": "last4", "name": "first_char", "national_id": "middle"}}
 ROLES: dict[str, dict[str, Any]] = {
@@ -264,6 +264,8 @@ def test_scrolls_belong_to_their_credential_and_end_when_rights_change(gate: Gat
     changed = gate._session(Principal("u-pudong", ("pudong", "huangpu_clear")))
     with pytest.raises(AuthorizationError):
         run(changed.scroll(first.scroll_id, None))
+    with pytest.raises(AuthorizationError, match="export"):  # reading in bulk needs `bulk_export`
+        search(session(gate, "huangpu_clear"), {"query": {"match_all": {}}, "size": 1}, {"scroll": "1m"})
 
 
 def test_mappings_do_not_name_hidden_fields(gate: Gate) -> None:

@@ -55,10 +55,10 @@ DOCS = {
 }
 ROLES = {
     "reader": {"cluster": ["monitor"], "indices": [{
-        "names": [INDEX], "privileges": ["read", "view_index_metadata"],
+        "names": [INDEX], "privileges": ["read", "view_index_metadata", "bulk_export"],
         "field_security": {"grant": ["*"], "except": ["notes"]}, "query": {"term": {"district": PUDONG}},
         "masks": {"phone": "last4", "national_id": "middle", "name": "first_char"}}]},
-    "other_reader": {"indices": [{"names": [INDEX], "privileges": ["read"]}]},
+    "other_reader": {"indices": [{"names": [INDEX], "privileges": ["read", "bulk_export"]}]},
     "empty": {},
 }
 
@@ -114,7 +114,7 @@ def admin(live: LiveServer) -> Iterator[httpx.Client]:
 SELF_SERVICE = {"GET /_search/scroll", "GET /_search/scroll/{scroll_id}", "POST /_search/scroll",
                 "POST /_search/scroll/{scroll_id}", "DELETE /_search/scroll", "DELETE /_search/scroll/{scroll_id}",
                 "DELETE /_pit", "GET /_security/_authenticate", "PUT /_security/user/_password",
-                "POST /_security/user/_password"}
+                "POST /_security/user/_password", "GET /_strongroom/usage"}
 BODIES = {"_mget": b'{"docs": [{"_index": "%s", "_id": "1"}]}' % INDEX.encode(),
           "_bulk": b'{"index": {"_index": "%s", "_id": "x"}}\n{"a": 1}\n' % INDEX.encode(),
           "_update/": b'{"doc": {"a": 1}}', "_explain": b'{"query": {"match_all": {}}}',

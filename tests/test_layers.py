@@ -18,7 +18,8 @@ ALLOWED = {
     "engine": set(),
     "crypto": set(),
 }
-BASE = {"errors", "jsonio", "settings", "pii", "__init__"}
+BASE = {"errors", "jsonio", "settings", "pii", "__init__",
+        "demo"}  # demo: the pure synthetic-resident generator (canaries look like its residents)
 
 
 def project_imports(path: Path) -> set[str]:

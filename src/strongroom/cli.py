@@ -190,7 +190,9 @@ def doctor(data_dir: Path, config_dir: Path, host: str | None, as_json: bool) ->
             store = SecurityStore(data_dir)
     except Exception as exc:  # noqa: BLE001 - an unreadable store is a finding, not a crash
         problem = type(exc).__name__
-    report = Deployment(data_dir, config_dir, settings, store, store_problem=problem).report(
+    audit_dir = Path(settings["audit.dir"]) if settings["audit.dir"] else data_dir / "audit"
+    report = Deployment(data_dir, config_dir, settings, store, store_problem=problem,
+                        audit=audit_dir / "checkpoints.jsonl").report(
         dt.datetime.now(dt.timezone.utc))
     if as_json:
         click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
@@ -661,6 +663,66 @@ def keys_rewrap(data_dir: Path, config_dir: Path, new_key_file: Path) -> None:
     click.echo(f"Without data keys (plain, from before sealing): {', '.join(report.plain) or '-'}")
     click.echo("Start the server with the new key (replace the old key where the server reads it: "
                "security.master_key_file, $STRONGROOM_MASTER_KEY or <config-dir>/master.key).")
+
+
+# -- audit -------------------------------------------------------------------------------------
+class _AuditFilesMissing(click.ClickException):
+    exit_code = 2  # 0 intact, 1 broken, 2 nothing to check
+
+
+@main.group()
+def audit() -> None:
+    """Check the tamper-evident audit log (hash chain and signed checkpoints)."""
+
+
+@audit.command("verify")
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True,
+              help="The server's data directory.")
+@click.option("--config-dir", type=click.Path(path_type=Path), required=True,
+              help="The server's config directory (for audit_signing.pub).")
+@click.option("--audit-dir", type=click.Path(path_type=Path), default=None,
+              help="The audit directory (default: <data-dir>/audit).")
+@click.option("--checkpoints", "checkpoints", type=click.Path(path_type=Path), default=None,
+              help="A shipped copy of the checkpoint file, kept elsewhere (default: the audit directory's).")
+def audit_verify(data_dir: Path, config_dir: Path, audit_dir: Path | None, checkpoints: Path | None) -> None:
+    """Verify the audit log: every record chained, every checkpoint signed and matched.
+
+    Read only, so it may run while the server runs. Exit code: 0 intact, 1 broken (the first bad
+    record is named), 2 files missing or unreadable.
+
+    Example:  strongroom audit verify --data-dir ./data --config-dir ./config \\
+                --checkpoints /backup/checkpoints.jsonl
+    """
+    from .security.audit import PUBLIC_KEY_FILE, load_audit_public_key, verify
+
+    directory = audit_dir if audit_dir is not None else data_dir / "audit"
+    try:
+        public_key = load_audit_public_key(config_dir)
+    except FileNotFoundError:
+        raise _AuditFilesMissing(f"no audit public key at {config_dir / PUBLIC_KEY_FILE} "
+                                 "(check --config-dir)") from None
+    except (OSError, ValueError) as exc:
+        raise _AuditFilesMissing(f"Error reading the audit public key: {exc}") from None
+    if not directory.is_dir():
+        raise _AuditFilesMissing(f"no audit log at {directory} (check --data-dir or --audit-dir)")
+    if checkpoints is not None and not checkpoints.is_file():
+        raise _AuditFilesMissing(f"no checkpoint file at {checkpoints} (check --checkpoints)")
+    try:
+        report = verify(directory, public_key, checkpoints=checkpoints)
+    except OSError as exc:
+        raise _AuditFilesMissing(f"Error reading the audit log in {directory}: "
+                                 f"{exc.strerror or exc}") from None
+    if not report.ok:
+        where = f" at record {report.bad_seq}" if report.bad_seq is not None else ""
+        click.echo(f"audit chain broken{where}: {report.reason}")
+        sys.exit(1)
+    click.echo(f"audit chain intact: {report.records} records, {report.checkpoints} checkpoints, "
+               f"last record {report.last_seq}")
+    signed = report.last_checkpoint_seq if report.last_checkpoint_seq is not None else -1
+    unsigned = report.last_seq - signed
+    if unsigned > 0:
+        click.echo(f"note: the last {unsigned} records are not yet covered by a signed checkpoint; "
+                   "removing them would not be detected", err=True)
 
 
 if __name__ == "__main__":

@@ -223,8 +223,13 @@ def check_audit_sink(sink: AuditProbe | Path | None) -> Finding:
     name = "audit_sink"
     if sink is None:
         return Finding(name, WARN, "no audit sink configured: reads of records are not recorded anywhere",
-                       "none yet: this release has no audit log; it arrives with a later Strongroom release")
+                       "run the checks through the server (GET /_strongroom/doctor) or name the data directory: "
+                       "the audit log starts with the server")
     if isinstance(sink, Path):
+        if not sink.parent.exists():
+            existing = next((p for p in sink.parents if p.exists()), None)
+            if existing is not None and existing.is_dir() and os.access(existing, os.W_OK):
+                return Finding(name, OK, f"the audit log {sink.parent} will be created at the first start")
         if not sink.parent.is_dir() or not os.access(sink.parent, os.W_OK) or (
                 sink.exists() and not os.access(sink, os.W_OK)):
             return Finding(name, FAIL, f"the audit log {sink} cannot be written: requests will be refused",
@@ -277,6 +282,9 @@ class Deployment:
         files += [self.config_dir / "certs" / n for n in ("http.key", "http_ca.key")]
         files.append(self.config_dir / "mask.key")  # the `hash` mask's key (security/masks.py)
         files.append(self.config_dir / "master.key")  # the generated master key (crypto/keys.py)
+        # exfiltration defences: audit signing and literal keys, canary key, budgets and canaries
+        files += [self.config_dir / n for n in ("audit_signing.key", "audit_literal.key", "canary.key")]
+        files += [self.data_dir / "security" / n for n in ("budgets.json", "canaries.json")]
         if self.settings.get("security.master_key_file"):
             files.append(Path(self.settings["security.master_key_file"]))
         if self.settings["tls.key"]:

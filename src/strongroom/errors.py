@@ -25,7 +25,9 @@
   + SecurityError
     - AuthenticationError                  401  security_exception
     - AuthorizationError                   403  security_exception
+  + TooManyRequestsError                   429  es_rejected_execution_exception  (Retry-After header)
   + UnavailableError                       503  unavailable_shards_exception
+    - AuditUnavailableError                503  audit_unavailable_exception
     - ConcurrentSnapshotError              503  concurrent_snapshot_execution_exception
   + RequestTimeoutError                    408  timeout_exception
 
@@ -226,6 +228,13 @@ class AuthorizationError(SecurityError):
         super().__init__(f"action [{action}] is unauthorized for user [{principal}]{where}")
 
 
+class LimitError(SecurityError):
+    """A request beyond a cap of the caller's roles (size, result window, contexts, keep-alive). Retrying
+    cannot help, so 403, not 429."""
+
+    status = 403
+
+
 class FieldSecurityError(SecurityError):
     """A query, sort or aggregation uses a field the caller may not search (hidden, or masked).
 
@@ -251,3 +260,26 @@ class ConcurrentSnapshotError(UnavailableError):
 
     def __init__(self, repository: str, snapshot: str, why: str) -> None:
         super().__init__(f"[{repository}:{snapshot}] {why}")
+
+
+class TooManyRequestsError(StrongroomError):
+    """A rate limit, a budget, or a block: nothing of the request was served. `retry_after`: seconds."""
+
+    status, es_type = 429, "es_rejected_execution_exception"
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class AuditUnavailableError(UnavailableError):
+    """The audit record of a request could not be written, so the request is refused: nothing is served
+    unaudited."""
+
+    es_type = "audit_unavailable_exception"
+
+    def __init__(self) -> None:
+        super().__init__("the audit log cannot be written; the request was refused (nothing is served unaudited)")

@@ -30,6 +30,7 @@ from .doctor import Deployment, DoctorMonitor, is_loopback
 from .engine.fsutil import atomic_write, make_dirs
 from .engine.node import Engine, EngineStartError
 from .errors import InternalError
+from .security.exfil import Guard, build_guard
 from .security.gate import Gate
 from .security.vault import Vault
 from .security.masks import load_or_create_key
@@ -65,9 +66,12 @@ class Node:
     bootstrap_password: str | None  # set only on the start that generated it
     lock_fd: int
     doctor: DoctorMonitor | None = None
+    guard: Guard | None = None
 
     def close(self) -> None:
         try:
+            if self.guard is not None:
+                self.guard.close()  # the audit's closing checkpoint, the budgets' state
             self.engine.close()
         finally:
             os.close(self.lock_fd)
@@ -151,7 +155,8 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
             raise StartupError(str(exc)) from None
         throttle = LoginThrottle(free_failures=settings["security.login_free_failures"],
                                  max_delay=float(settings["security.login_max_delay_seconds"]))
-        doctor = DoctorMonitor(Deployment(data_dir, config_dir, settings, users).report)
+        deployment = Deployment(data_dir, config_dir, settings, users)
+        doctor = DoctorMonitor(deployment.report)
         try:
             mask_key = load_or_create_key(config_dir)  # the `hash` mask's key (config dir, 0600)
         except (OSError, ValueError) as exc:
@@ -163,13 +168,19 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
             except InternalError as problem:
                 engine.close()
                 raise StartupError(f"sealed: {problem}") from None
+        try:
+            guard = build_guard(data_dir, config_dir, settings)
+        except (OSError, ValueError) as exc:
+            engine.close()
+            raise StartupError(f"cannot start the audit log and exfiltration defences: {exc}") from None
+        deployment.audit = guard.audit_probe
         gate = Gate(engine, users, throttle=throttle, cluster_info=_node_info(data_dir), doctor=doctor.report,
                     mask_key=mask_key, vault=vault, snapshot_roots=[Path(p) for p in settings["path.repo"]],
-                    protected_dirs=[config_dir])
+                    protected_dirs=[config_dir], guard=guard)
     except BaseException:
         os.close(lock_fd)
         raise
-    return Node(engine, gate, tls, generated, lock_fd, doctor)
+    return Node(engine, gate, tls, generated, lock_fd, doctor, guard)
 
 
 def banner(node: Node, url: str, out: TextIO) -> None:

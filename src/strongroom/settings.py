@@ -43,6 +43,12 @@ def _port(value: Any) -> int:
     return number
 
 
+def _choice(value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"expected one of {list(choices)}")
+    return value
+
+
 def _paths(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         items = [p.strip() for p in value.split(",") if p.strip()]
@@ -83,6 +89,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("path.repo", (), "Directories under which snapshot repositories (type fs) may be registered, as an "
             "array of absolute paths. Empty: no repository can be registered. A repository may not overlap the data "
             "or config directory.", _paths),
+    Setting("audit.dir", "", "Directory of the tamper-evident audit log. Empty: <data-dir>/audit. The audit cannot "
+            "be turned off."),
+    Setting("audit.checkpoint_every", 1000, "Records between two signed (Ed25519) checkpoints of the audit chain; "
+            "one is also written at shutdown.", _positive_int),
+    Setting("audit.ship_path", "", "A file (ideally on another volume or host mount) to which every audit "
+            "checkpoint is also appended, so a copy of the chain's proofs lives outside the data directory."),
+    Setting("audit.ship_url", "", "A URL to which every audit checkpoint is POSTed as JSON."),
+    Setting("alerts.webhook_url", "", "A URL to which every alert is POSTed as JSON (canary touched, budget "
+            "exhausted, dump pattern)."),
+    Setting("alerts.webhook_ca", "", "CA certificate file for alerts.webhook_url and audit.ship_url (default: "
+            "the system's)."),
+    Setting("exfil.dump_action", "block", "What a detected dump pattern does to the identity besides raising an "
+            "alert: block (429 until it expires or is lifted), slow (each request delayed), or alert (nothing "
+            "more).", lambda v: _choice(v, ("block", "slow", "alert"))),
+    Setting("exfil.block_seconds", 3600, "How long a dump pattern blocks (or slows) an identity.", _positive_int),
     Setting("security.login_free_failures", 3, "Failed logins per user and address before each further attempt "
             "is delayed (exponentially, up to security.login_max_delay_seconds).", _positive_int),
     Setting("security.login_max_delay_seconds", 8, "Longest delay imposed on a login attempt after failures.",

@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
-from ..errors import MethodNotAllowedError, NoHandlerError, StrongroomError
+from ..errors import AuditUnavailableError, MethodNotAllowedError, NoHandlerError, StrongroomError
+from ..security.exfil import Exchange
 from ..security.gate import Gate
-from .handlers import Call, bulk, cluster, documents, indices, search, security, snapshots
+from .handlers import Call, bulk, cluster, documents, indices, search, security, snapshots, watch
 from .router import Router
 from .wire import Params, error_response, internal_error, read_body
 
@@ -40,6 +41,14 @@ def build_router() -> Router:
     r.add(["GET"], ["/_cat/count", "/_cat/count/{index}"], cluster.cat_count, params=cluster.CAT_PARAMS)
     r.add(["GET"], ["/_strongroom/doctor"], cluster.doctor)
     r.add(["GET", "POST"], ["/_strongroom/keys/{index}/_rotate"], indices.rotate_keys, params=("reseal_only",))
+    w = watch
+    r.add(["GET"], ["/_strongroom/audit"], w.audit, params=w.AUDIT_PARAMS)
+    r.add(["GET"], ["/_strongroom/alerts"], w.alerts, params=w.ALERT_PARAMS)
+    r.add(["GET"], ["/_strongroom/blocks"], w.blocks)
+    r.add(["PUT", "POST"], ["/_strongroom/blocks/{id}"], w.block, body=True)
+    r.add(["DELETE"], ["/_strongroom/blocks/{id}"], w.unblock)
+    r.add(["GET"], ["/_strongroom/usage"], w.usage)
+    r.add(["POST"], ["/_strongroom/canaries/{index}"], w.plant_canaries, body=True)
 
     s = snapshots
     r.add(["PUT", "POST"], ["/_snapshot/{repository}"], s.put_repository, params=s.REPOSITORY_PARAMS, body=True)
@@ -124,12 +133,24 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
     router = build_router()
 
     async def dispatch(request: Request) -> Response:
+        client = request.client.host if request.client else "unknown"
+        exchange = gate.exchange(request.method, request.url.path, client)
+        response, failure = await serve(request, exchange)
+        try:
+            # The audit record is written before the response leaves; if it cannot be, a 503 leaves instead.
+            exchange.close(response.status_code, failure)
+        except AuditUnavailableError as error:
+            return error_response(request, error)
+        except Exception as exc:  # noqa: BLE001 - closing must not turn into an unaudited answer
+            return internal_error(request, exc, "(audit)")
+        return response
+
+    async def serve(request: Request, exchange: Exchange) -> tuple[Response, StrongroomError | None]:
         route = None
         try:
             raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
-            client = request.client.host if request.client else "unknown"
-            session = await gate.open_session(request.headers.get("authorization"), client, request.url.path,
-                                              purpose=request.headers.get("x-strongroom-purpose"))
+            session = await exchange.open(request.headers.get("authorization"),
+                                          request.headers.get("x-strongroom-purpose"))
             route, path_params, allowed = router.resolve(request.method, raw_path)
             if route is None:
                 if allowed:
@@ -137,15 +158,16 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
                 raise NoHandlerError(request.method, request.url.path)
             params = Params(request, route.params)
             body = await read_body(request, limits.max_body_bytes) if route.body else b""
-            return await route.handler(Call(request, session, path_params, params, body))
+            exchange.route(route.pattern, path_params, dict(request.query_params), body)
+            return await route.handler(Call(request, session, path_params, params, body)), None
         except StrongroomError as error:
-            return error_response(request, error)
+            return error_response(request, error), error
         except Exception as exc:  # noqa: BLE001 - the last line of defence: log, answer 500, keep serving.
-            return internal_error(request, exc, route.pattern if route else "(unmatched route)")
+            return internal_error(request, exc, route.pattern if route else "(unmatched route)"), None
         except BaseException as exc:
             # pyo3 turns a Rust panic into PanicException, which derives from BaseException.
             if type(exc).__name__ == "PanicException":
-                return internal_error(request, exc, route.pattern if route else "(unmatched route)")
+                return internal_error(request, exc, route.pattern if route else "(unmatched route)"), None
             raise
 
     app = Starlette(routes=[StarletteRoute("/{path:path}", dispatch, methods=METHODS)])

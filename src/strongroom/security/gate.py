@@ -33,6 +33,7 @@ from .users import Principal, SecurityStore
 from .admin import SecurityAdmin
 from .masks import Masker
 from .vault import Vault
+from .exfil import Exchange, Guard, Ledger
 from ..crypto.keys import MasterKey
 
 CACHE_TTL_SECONDS = 20 * 60.0  # Elasticsearch's realm cache default.
@@ -46,8 +47,10 @@ class Gate:
                  cluster_info: dict[str, str] | None = None, hash_concurrency: int = 2,
                  doctor: Callable[[], dict[str, Any]] | None = None, mask_key: bytes | None = None,
                  vault: Vault | None = None, snapshot_roots: Sequence[Path] = (),
-                 protected_dirs: Sequence[Path] = ()) -> None:
+                 protected_dirs: Sequence[Path] = (), guard: Guard | None = None) -> None:
         self.__engine = engine
+        # Exfiltration defences (exfil.py): budgets, audit, alerts, dump detection, canaries.
+        self._guard = guard if guard is not None else Guard()
         # Snapshot repositories may live only under `path.repo` roots, never overlapping the data
         # directory or `protected_dirs` (the config directory, where keys live).
         self.__snapshots = SnapshotService(engine, roots=snapshot_roots, forbidden=protected_dirs)
@@ -75,10 +78,21 @@ class Gate:
         principal = await self.authenticate(authorization, address, path)
         return self._session(principal, purpose)
 
-    def _session(self, principal: Principal, purpose: str | None = None) -> Session:
+    def _session(self, principal: Principal, purpose: str | None = None, ledger: Ledger | None = None) -> Session:
         return Session(principal, self.__engine, self._policy, self._cluster_info, self._scrolls,
                        doctor=self._doctor, admin=self._admin, masker=self._masker, purpose=purpose,
-                       vault=self._vault, snapshots=self.__snapshots)
+                       vault=self._vault, snapshots=self.__snapshots, ledger=ledger, guard=self._guard)
+
+    def exchange(self, method: str, path: str, address: str) -> Exchange:
+        """One HTTP request: the dispatcher's only way to a session (authentication, admission, audit)."""
+        return Exchange(self, self._guard, method, path, address)
+
+    def session_for(self, principal: Principal, purpose: str | None, ledger: Ledger) -> Session:
+        return self._session(principal, purpose, ledger)
+
+    def limits_of(self, principal: Principal) -> Any:
+        limits_of = getattr(self._policy, "limits_of", None)
+        return limits_of(principal) if limits_of is not None else None
 
     def _admin(self, principal: Principal) -> "SecurityAdmin":
         return SecurityAdmin(principal, self._users, self._policy, on_change=self._security_changed)
@@ -124,7 +138,7 @@ class Gate:
                 # Unknown user and wrong password read the same.
                 raise AuthenticationError(f"unable to authenticate user [{user}] for REST request [{path}]")
             self._throttle.success(user, address)
-        principal = Principal(record.name, tuple(record.roles))
+        principal = Principal(record.name, tuple(record.roles), tenant=_tenant(record.metadata))
         self._remember(user, password, principal)
         return principal
 
@@ -152,7 +166,7 @@ class Gate:
             self._key_roles[record.id] = cached  # descriptors never change after creation
         key_roles = cached
         return Principal(owner.name, tuple(owner.roles), auth="api_key", api_key_id=record.id,
-                         api_key_name=record.name, key_roles=key_roles or None)
+                         api_key_name=record.name, key_roles=key_roles or None, tenant=_tenant(owner.metadata))
 
     def _digest(self, user: str, password: str) -> bytes:
         return hmac.new(self._cache_key, f"{user}\x00{password}".encode(), hashlib.sha256).digest()
@@ -172,3 +186,8 @@ class Gate:
         self._cache.move_to_end(key)
         while len(self._cache) > CACHE_MAX_ENTRIES:
             self._cache.popitem(last=False)
+
+
+def _tenant(metadata: Any) -> str | None:
+    tenant = metadata.get("tenant") if isinstance(metadata, dict) else None
+    return tenant if isinstance(tenant, str) and tenant else None

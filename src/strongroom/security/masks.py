@@ -86,11 +86,15 @@ def strictest(kinds: set[str]) -> str:
 
 def load_or_create_key(config_dir: Path) -> bytes:
     """The deployment's mask key (`<config>/mask.key`, mode 0600), generated on first start."""
-    path = config_dir / KEY_FILE
+    return load_key_file(config_dir / KEY_FILE)
+
+
+def load_key_file(path: Path) -> bytes:
+    """A 32-byte key kept in the config directory (mode 0600), generated on first use."""
     if path.exists():
         key = path.read_bytes()
         if len(key) < 32:
-            raise ValueError(f"{path} is truncated: a mask key has 32 bytes")
+            raise ValueError(f"{path} is truncated: a key file holds 32 bytes")
         return key
     key = os.urandom(32)
     atomic_write(path, key, mode=0o600)

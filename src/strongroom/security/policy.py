@@ -58,6 +58,11 @@ DOC_GET = "indices:data/read/get"
 DOC_MGET = "indices:data/read/mget"
 DOC_COUNT = "indices:data/read/count"
 DOC_SEARCH = "indices:data/read/search"
+DOC_EXPORT = "indices:data/read/export"  # scroll, and paging past a role's result window
+AUDIT_READ = "cluster:admin/strongroom/audit/read"
+ALERTS_READ = "cluster:admin/strongroom/alerts/read"
+ALERTS_MANAGE = "cluster:admin/strongroom/alerts/manage"  # block and unblock identities
+CANARIES_MANAGE = "cluster:admin/strongroom/canaries"
 INDEX_ANALYZE = "indices:admin/analyze"
 READ_ACTIONS = frozenset({DOC_GET, DOC_MGET, DOC_COUNT, DOC_SEARCH})
 
@@ -104,6 +109,7 @@ class Policy(Protocol):
     def authorize_cluster(self, principal: "Principal", action: str) -> None: ...
     def authorize_index(self, principal: "Principal", action: str, index: str) -> IndexGrant: ...
     def may_index(self, principal: "Principal", action: str, index: str) -> bool: ...
+    def limits_of(self, principal: "Principal") -> Any: ...
 
 
 class RolePolicy:
@@ -134,6 +140,22 @@ class RolePolicy:
     def may_index(self, principal: "Principal", action: str, index: str) -> bool:
         return all(any(entry.covers(index) and entry.allows(action) for role in layer for entry in role.indices)
                    for layer in self._layers(principal))
+
+    def limits_of(self, principal: "Principal") -> Any:
+        """The principal's limits (limits.Limits): a union over its roles (a role without limits, like
+        the superuser, lifts them), then, for an API key, the stricter of key and owner. None: none."""
+        from .limits import combine, intersect
+
+        layers = self._layers(principal)
+        combined = [combine([role.limits for role in layer]) if layer else None for layer in layers]
+        result = combined[0]
+        for other in combined[1:]:
+            if other is None:
+                continue
+            result = other if result is None else intersect(result, other)
+        if result is None or result.unlimited:
+            return None
+        return result
 
     def authorize_index(self, principal: "Principal", action: str, index: str) -> IndexGrant:
         layers = self._layers(principal)

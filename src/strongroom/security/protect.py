@@ -187,6 +187,24 @@ class Protector:
         if field is not None:
             raise ProtectedFieldError(path, field.protect, what)
 
+    def touches(self, node: Node) -> bool:
+        """Whether a query names a protected field (it then asks whether a protected value exists: a
+        probe, counted against the caller's probe budget)."""
+        if not self.fields:
+            return False
+        found: list[bool] = []
+
+        def visit(child: Node) -> Node:
+            if self.touches(child):
+                found.append(True)
+            return child
+
+        if map_children(node, visit) is not None:
+            return bool(found)
+        named = [getattr(node, "field", None)]
+        named += [f[0] if isinstance(f, tuple) else f for f in getattr(node, "fields", None) or ()]
+        return any(isinstance(n, str) and n in self.fields for n in named)
+
     def rewrite(self, node: Node) -> Node:
         if not self.fields:
             return node

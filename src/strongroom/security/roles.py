@@ -28,7 +28,10 @@ CLUSTER_PRIVILEGES: dict[str, frozenset[str]] = {
     "monitor": frozenset({a.CLUSTER_MONITOR, a.CLUSTER_HEALTH, a.CLUSTER_STATE, a.DOCTOR}),
     "manage_own_api_key": frozenset({a.API_KEY_OWN}),
     "manage_api_key": frozenset({a.API_KEY_OWN, a.API_KEY_ANY}),
-    "manage_security": frozenset({a.SECURITY_ADMIN, a.API_KEY_OWN, a.API_KEY_ANY}),
+    "manage_security": frozenset({a.SECURITY_ADMIN, a.API_KEY_OWN, a.API_KEY_ANY, a.AUDIT_READ, a.ALERTS_READ,
+                                  a.ALERTS_MANAGE, a.CANARIES_MANAGE}),
+    # Security staff who watch, without changing users or roles: the audit trail and the alerts.
+    "read_audit": frozenset({a.AUDIT_READ, a.ALERTS_READ}),
     "monitor_snapshot": frozenset({a.REPOSITORY_GET, a.SNAPSHOT_GET, a.SNAPSHOT_STATUS}),
     "create_snapshot": frozenset({a.REPOSITORY_GET, a.SNAPSHOT_GET, a.SNAPSHOT_STATUS, a.SNAPSHOT_CREATE}),
     # Snapshots hold sealed data only, but restoring one (with this node's master key) creates readable
@@ -59,11 +62,13 @@ INDEX_PRIVILEGES: dict[str, frozenset[str]] = {
     "create_index": frozenset({a.INDEX_CREATE, a.INDEX_AUTO_CREATE}),
     "delete_index": frozenset({a.INDEX_DELETE}),
     "manage": _ADMIN,
+    # Scroll contexts, and paging past a role's result window: reading records in bulk (issue: exfiltration).
+    "bulk_export": frozenset({a.DOC_EXPORT}),
     "all": frozenset({"*"}),
 }
 MASKS = ("last4", "first_char", "middle", "redact", "hash")
 ROLE_KEYS = {"cluster", "indices", "metadata", "description", "run_as", "applications", "global",
-             "transient_metadata", "remote_indices", "remote_cluster"}
+             "transient_metadata", "remote_indices", "remote_cluster", "limits"}
 INDEX_KEYS = {"names", "privileges", "field_security", "query", "masks", "searchable_masked", "require_purpose",
               "allow_restricted_indices"}
 RESERVED_ROLES = ("superuser",)
@@ -137,6 +142,7 @@ class Role:
     indices: tuple[IndexPermission, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     description: str | None = None
+    limits: Any = None  # limits.Limits: rates, budgets and caps of whoever holds the role (None: none)
 
     def allows_cluster(self, action: str) -> bool:
         return any("*" in CLUSTER_PRIVILEGES[p] or action in CLUSTER_PRIVILEGES[p] for p in self.cluster)
@@ -147,6 +153,8 @@ class Role:
                                "transient_metadata": {"enabled": True}}
         if self.description is not None:
             out["description"] = self.description
+        if self.limits is not None:
+            out["limits"] = self.limits.to_json()
         return out
 
 
@@ -191,7 +199,11 @@ def parse_role(name: str, body: Any, *, for_api_key: bool = False) -> Role:
     description = body.get("description")
     if description is not None and not isinstance(description, str):
         raise RequestError(f"failed to parse role [{name}]: [description] must be a string")
-    return Role(name, cluster, indices, metadata, description)
+    limits = None
+    if body.get("limits") is not None:
+        from .limits import parse_limits
+        limits = parse_limits(body["limits"])
+    return Role(name, cluster, indices, metadata, description, limits)
 
 
 def _parse_index_entry(role: str, entry: Any) -> IndexPermission:

@@ -71,6 +71,12 @@ class ScrollRegistry:
                                                       self._clock() + keep_alive, threading.Lock(), kind, accesses)
             return scroll_id
 
+    def held_by(self, owner: str) -> int:
+        """Scroll and point-in-time contexts the owner holds now."""
+        with self._lock:
+            self._expire()
+            return sum(1 for c in self._contexts.values() if c.owner == owner)
+
     def get(self, owner: str, scroll_id: str, keep_alive: float | None, kind: str = "scroll") -> ScrollContext:
         with self._lock:
             self._expire()

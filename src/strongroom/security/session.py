@@ -25,11 +25,11 @@ from ..engine.aggs import run_aggregations
 from ..engine.analysis import analyze_text
 from ..engine.node import Engine
 from ..engine.index import parse_time_value
-from ..engine.plan import MatchAll, Node
+from ..engine.plan import Bool, Ids, MatchAll, Node
 from ..engine.search import Cursor, count_matches, explain, matching_ids, run_search, targets_for
 from ..engine.shard import NOOP, Conditions, OpResult, StoredDoc
 from ..errors import (ActionRequestValidationError, MapperParsingError, AuthorizationError, IllegalArgumentError, IndexNotFoundError,
-                      DocumentMissingError, StrongroomError, VersionConflictError)
+                      DocumentMissingError, LimitError, StrongroomError, VersionConflictError)
 from ..query.dsl import parse_query
 from ..jsonio import extract_values, loads_strict
 from ..pii import detect
@@ -120,8 +120,13 @@ class Session:
     def __init__(self, principal: Principal, engine: Engine, policy: Policy, cluster_info: dict[str, str],
                  scrolls: ScrollRegistry, *, doctor: Callable[[], dict[str, Any]] | None = None,
                  admin: Callable[[Principal], Any] | None = None, masker: Masker | None = None,
-                 purpose: str | None = None, vault: Vault | None = None, snapshots: Any = None) -> None:
+                 purpose: str | None = None, vault: Vault | None = None, snapshots: Any = None,
+                 ledger: Any = None, guard: Any = None) -> None:
         self.principal = principal
+        # What this request reveals, charged against the identity's budgets (exfil.Ledger); None for
+        # sessions outside a request (the server's own work).
+        self.__ledger = ledger
+        self.__guard = guard
         self.__snapshots = snapshots  # engine.snapshots.SnapshotService
         self.__vault = vault or Vault(MasterKey.generate())
         self.__masker = masker or Masker(os.urandom(32))
@@ -194,18 +199,27 @@ class Session:
 
     def _targets(self, indices: Sequence[Index], accesses: dict[str, Access]) -> list[Any]:
         sealed = [index for index in indices if self.__vault.sealed(index)]
-        if not accesses and not sealed:
+        if not accesses and not sealed and self.__ledger is None and self.__guard is None:
             return targets_for(indices)
         # Rewrites run once per index and query node, not once per shard: the shards of an index share them.
-        targets = targets_for(indices, restrictions={n: a.restriction for n, a in accesses.items()},
+        restrictions: dict[str, Node | None] = {n: a.restriction for n, a in accesses.items()}
+        for index in indices:  # another identity's canaries do not exist for this one
+            hidden = self._canaries(index, others_only=True)
+            if hidden:
+                held = restrictions.get(index.name)
+                restrictions[index.name] = Bool(must=(held,) if held is not None else (MatchAll(),),
+                                                must_not=(Ids(hidden),))
+        targets = targets_for(indices, restrictions=restrictions,
                               transforms={n: _once(a.transform) for n, a in accesses.items() if a.fields_restricted})
         hooks: dict[str, tuple[Any, Any, Any]] = {}
-        for index in sealed:  # how the engine may open the sources it renders itself (top_hits, sort modes)
+        ledger = self.__ledger
+        for index in (indices if ledger is not None else sealed):
+            # how the engine may open the sources it renders itself (top_hits, sort modes)
             protector, access = self._protector(index), accesses.get(index.name)
             open_json = functools.partial(self._open_json, index)
             hooks[index.name] = (_once(protector.rewrite) if protector is not None else None, open_json,
                                  _revealer(open_json, access if access is not None and access.fields_restricted
-                                           else None))
+                                           else None, functools.partial(ledger.reveal, index) if ledger else None))
         for target in targets:
             if target.index.name in hooks:
                 target.tokenize, target.open_source, target.reveal = hooks[target.index.name]
@@ -254,6 +268,51 @@ class Session:
         if self.__snapshots is None:
             raise IllegalArgumentError("snapshots are not available on this node")
         return SnapshotAdmin(self.principal, self.__policy, self.__snapshots, self.__vault, self.cluster_info)
+
+    def watch(self) -> Any:
+        """Audit trail, alerts, blocks and one's own usage (watch.Watch); every method authorizes itself."""
+        from .watch import Watch
+
+        if self.__guard is None:
+            raise IllegalArgumentError("the exfiltration defences are not running on this node")
+        return Watch(self.principal, self.__policy, self.__guard)
+
+    async def plant_canaries(self, name: str, count: Any, owner: Any) -> dict[str, Any]:
+        """Plant `count` canary records in index `name` (canaries.py): synthetic residents no legitimate
+        workflow touches. `owner`: the identity they belong to (attribution), else general bait.
+        Authorized by CANARIES_MANAGE (`manage_security`); written by the node itself."""
+        from .canaries import fit_to_mapping, make_canaries
+
+        self.__policy.authorize_cluster(self.principal, actions.CANARIES_MANAGE)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+            raise IllegalArgumentError("[count] must be an integer between 1 and 1000")
+        if owner is not None and (not isinstance(owner, str) or not owner):
+            raise IllegalArgumentError("[owner] must be an identity name (a user, or user/api_key:ID)")
+        guard = self.__guard
+        if guard is None or guard.canaries is None:
+            raise IllegalArgumentError("canaries are not available on this node")
+        if "," in name or "*" in name or name == "_all":
+            raise IllegalArgumentError(f"this action requires a single concrete index, got [{name}]")
+        index = self.__engine.index(name)
+        properties = index.mapping.to_es().get("properties", {})
+        try:
+            docs = [(doc_id, fit_to_mapping(doc, properties))
+                    for doc_id, doc in make_canaries(count, new_id=index.new_id)]
+        except ValueError as exc:
+            raise IllegalArgumentError(f"index [{name}]: {exc}") from None
+        system = Session(Principal("_system:canaries", ("superuser",), auth="internal"), self.__engine,
+                         self.__policy, self.cluster_info, self.__scrolls, vault=self.__vault, masker=self.__masker)
+        writes = [DocWrite("create", name, doc_id, doc, orjson.dumps(doc)) for doc_id, doc in docs]
+        results, _ = await system.write(writes, refresh="true")
+        failed = [r for r in results if isinstance(r.outcome, StrongroomError)]
+        if failed:
+            raise failed[0].outcome
+        guard.canaries.plant(index.seal_uuid, docs, owner)
+        guard.forget_canaries(index.seal_uuid)
+        logging.getLogger("strongroom.canaries").info("[%s] planted %d canaries in index [%s]%s",
+                                                     self.principal.name, count, name,
+                                                     f" for [{owner}]" if owner else "")
+        return {"index": name, "planted": count, "owner": owner}
 
     def doctor_report(self) -> dict[str, Any]:
         """The deployment self-check's latest report (monitor privilege)."""
@@ -356,13 +415,83 @@ class Session:
         for access in accesses.values():
             access.transform(node)  # a field the caller may not query is a 403 before any work
         protectors = [p for p in (self._protector(index) for index in indices) if p is not None]
+        self._charge_probe(protectors, node)
         for protector in protectors:
             protector.rewrite(node)
-        if not accesses and not protectors:
+        node = self._without_canaries(indices, node)
+        if not accesses and not protectors and self.__guard is None:
             return await _run(lambda: sum(index.count(node) for index in indices)), \
                 sum(len(index.shards) for index in indices)
         total = await _run(lambda: count_matches(self._targets(indices, accesses), node))
         return total, sum(len(index.shards) for index in indices)
+
+    # -- canaries (canaries.py) ----------------------------------------------------------------
+    def _canaries(self, index: Index, *, others_only: bool = False) -> tuple[str, ...]:
+        """Ids of the index's canaries: all of them (excluded from counts and aggregations), or only
+        those planted for other identities (which do not exist for this one at all)."""
+        guard = self.__guard
+        if guard is None or guard.canaries is None:
+            return ()
+        me = self.__ledger.identity if self.__ledger is not None else None
+        return tuple(doc_id for doc_id, owner in guard.canary_ids(index.seal_uuid)
+                     if not others_only or (owner is not None and owner != me))
+
+    def _without_canaries(self, indices: Sequence[Index], node: Node) -> Node:
+        ids = tuple(doc_id for index in indices for doc_id in self._canaries(index))
+        return Bool(must=(node,), must_not=(Ids(ids),)) if ids else node
+
+    def _canaries_matched(self, indices: Sequence[Index], targets: list[Any], node: Node) -> int:
+        ids = tuple(doc_id for index in indices for doc_id in self._canaries(index))
+        return count_matches(targets, Bool(must=(node,), filter=(Ids(ids),))) if ids else 0
+
+    # -- limits (exfil.py) ---------------------------------------------------------------------
+    def _limits(self) -> Any:
+        return self.__ledger.limits if self.__ledger is not None else None
+
+    def _charge_probe(self, protectors: list[Protector], node: Node) -> None:
+        if self.__ledger is not None and any(p.touches(node) for p in protectors):
+            self.__ledger.probe()
+
+    def _may_export(self, indices: Sequence[Index]) -> bool:
+        return all(self.__policy.may_index(self.principal, actions.DOC_EXPORT, index.name) for index in indices)
+
+    def _check_caps(self, indices: Sequence[Index], request: SearchRequest) -> None:
+        """A role's caps on one search: size, result window, and paging past it with search_after."""
+        limits = self._limits()
+        if limits is None:
+            return
+        spec = request.spec
+        who = self.principal.name
+        if limits.max_size is not None and spec.size > limits.max_size:
+            raise LimitError(f"size [{spec.size}] is above the limit of user [{who}]: [{limits.max_size}]")
+        window = limits.max_result_window
+        if window is None:
+            return
+        if spec.offset + spec.size > window and request.scroll is None:
+            raise LimitError(f"from + size [{spec.offset + spec.size}] is above the result window of user [{who}]: "
+                             f"[{window}]")
+        if spec.search_after is not None and self.__guard is not None and not self._may_export(indices):
+            paged = self.__guard.page_after(self.__ledger.identity, spec.size)
+            if paged > window:
+                raise LimitError(f"paging with search_after past the result window of user [{who}] ([{window}] "
+                                 "records in 10 minutes) needs the [bulk_export] privilege")
+
+    def _check_context(self, indices: Sequence[Index], keep_alive: float, *, export: bool) -> None:
+        """Scroll needs `bulk_export`; a role's caps on open contexts and keep-alive."""
+        if export:
+            for index in indices:
+                self.__policy.authorize_index(self.principal, actions.DOC_EXPORT, index.name)
+        limits = self._limits()
+        if limits is None:
+            return
+        who = self.principal.name
+        if limits.max_keep_alive is not None and keep_alive > limits.max_keep_alive:
+            raise LimitError(f"keep alive [{int(keep_alive)}s] is above the limit of user [{who}]: "
+                             f"[{int(limits.max_keep_alive)}s]")
+        if limits.max_open_contexts is not None and \
+                self.__scrolls.held_by(self._owner) >= limits.max_open_contexts:
+            raise LimitError(f"user [{who}] holds [{limits.max_open_contexts}] scroll or point-in-time contexts, its "
+                             "limit: clear some first")
 
     # -- search ------------------------------------------------------------------------------
     async def search(self, expression: str | None, request: SearchRequest, **options: Any) -> SearchOutcome:
@@ -372,6 +501,7 @@ class Session:
         if request.scroll is not None:
             keep_alive = _keep_alive(request.scroll)
             check_keep_alive(keep_alive)
+            self._check_context(indices, keep_alive, export=True)
             return await _run(self._open_scroll, indices, request, keep_alive, accesses)
         return await _run(self._search_now, indices, request, accesses)
 
@@ -383,10 +513,14 @@ class Session:
         accesses = self._accesses(resolution, indices)
         for access in accesses.values():
             access.check_request(request.spec, request.aggs)
+        protectors = []
         for index in indices:  # queries, sorts and aggregations a protected field cannot answer: 400 now
             protector = self._protector(index)
             if protector is not None:
                 protector.check_request(request.spec, request.aggs)
+                protectors.append(protector)
+        self._check_caps(indices, request)
+        self._charge_probe(protectors, request.spec.query)
         window = min((int(i.setting("index.max_result_window")) for i in indices), default=10_000)
         spec = request.spec
         if spec.offset + spec.size > window and request.scroll is None:
@@ -413,6 +547,7 @@ class Session:
         seconds = _keep_alive(keep_alive)
         check_keep_alive(seconds)
         indices = [self.__engine.index(name) for name in resolution.names]
+        self._check_context(indices, seconds, export=False)
         accesses = self._accesses(resolution, indices)
         return self.__scrolls.open(self._owner, self._targets(indices, accesses), None, indices, seconds, kind="pit",
                                    accesses=accesses)
@@ -447,6 +582,9 @@ class Session:
         accesses = context.accesses or {}
         for access in accesses.values():
             access.check_request(request.spec, request.aggs)
+        self._check_caps(context.indices, request)
+        self._charge_probe([p for p in (self._protector(i) for i in context.indices) if p is not None],
+                           request.spec.query)
         outcome = await _run(self._search_now, context.indices, request, accesses, context.cursor)
         outcome.pit_id = pit_id
         return outcome
@@ -457,14 +595,23 @@ class Session:
         result = run_search(targets, request.spec)
         aggregations = None
         if request.aggs:
-            aggregations = run_aggregations(targets, request.spec.query, request.aggs, typed_keys=request.typed_keys)
+            aggregations = run_aggregations(targets, self._without_canaries(indices, request.spec.query), request.aggs,
+                                            typed_keys=request.typed_keys)
         hits = self._visible(result.hits, request, indices, accesses, targets)
-        return SearchOutcome(result.total, result.relation, result.max_score, hits, result.shards, aggregations,
+        total = result.total
+        if total:  # canaries are bait in hits, but never counted
+            total = max(0, total - self._canaries_matched(indices, targets, request.spec.query))
+        return SearchOutcome(total, result.relation, result.max_score, hits, result.shards, aggregations,
                              timed_out=result.timed_out)
 
     def _visible(self, raw: list[Any], request: SearchRequest, indices: list[Index], accesses: dict[str, Access],
                  targets: list[Any]) -> list[VisibleHit]:
         by_name = {index.name: index for index in indices}
+        if self.__ledger is not None:
+            for name, index in by_name.items():
+                ids = [hit.doc.doc_id for hit in raw if hit.index == name]
+                if ids:
+                    self.__ledger.reveal(index, ids)
         filters: dict[tuple[str, str], DocFilter] = {}
         for name, access in accesses.items():
             ids = [hit.doc.doc_id for hit in raw if hit.index == name]
@@ -512,7 +659,8 @@ class Session:
         cursor = Cursor(targets, request.spec)
         aggregations = None
         if request.aggs:
-            aggregations = run_aggregations(targets, request.spec.query, request.aggs, typed_keys=request.typed_keys)
+            aggregations = run_aggregations(targets, self._without_canaries(indices, request.spec.query), request.aggs,
+                                            typed_keys=request.typed_keys)
         scroll_id = self.__scrolls.open(self._owner, cursor, request, indices, keep_alive, accesses=accesses)
         hits = self._visible(cursor.next_page(request.spec.size), request, indices, accesses, targets)
         total, relation = _tracked(request, cursor.total)
@@ -889,6 +1037,8 @@ class Session:
                     doc, doc_filter = await _run(self._guarded, index, access, spec, doc)
                 if doc is not None and spec.version is not None:
                     self._check_get_version(index, spec, doc)
+                if doc is not None and self.__ledger is not None:
+                    self.__ledger.reveal(index, [doc.doc_id])
                 results.append(self._doc_result(index, spec, doc, doc_filter))
             except StrongroomError as exc:
                 if single:
@@ -1069,10 +1219,13 @@ def _once(rewrite: Callable[[Node], Node]) -> Callable[[Node], Node]:
     return apply
 
 
-def _revealer(open_json: Callable[[str, bytes], Any], access: Access | None
+def _revealer(open_json: Callable[[str, bytes], Any], access: Access | None,
+              charge: Callable[[list[str]], None] | None = None
               ) -> Callable[[Any, list[str], list[bytes]], list[dict[str, Any]]]:
     """How documents the engine renders itself (top_hits) are opened and filtered for the caller."""
     def reveal(target: Any, ids: list[str], sources: list[bytes]) -> list[dict[str, Any]]:
+        if charge is not None:
+            charge(ids)
         opened = [open_json(doc_id, source) for doc_id, source in zip(ids, sources)]
         if access is None:
             return opened

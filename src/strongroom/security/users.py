@@ -43,6 +43,7 @@ class Principal:
     api_key_id: str | None = None
     api_key_name: str | None = None
     key_roles: tuple[Role, ...] | None = None  # an API key's own descriptors, limited by the owner's roles
+    tenant: str | None = None  # the user's metadata.tenant: identities of one tenant are watched together
 
     @property
     def is_superuser(self) -> bool:
