@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from live import LiveServer, start_server
+from live import LiveServer, run_strongroom, start_server
 from strongroom.demo import RESIDENTS_BODY, RESIDENTS_INDEX, generate_residents
 
 COUNT = 2000
@@ -285,6 +285,16 @@ def test_canaries(live: tuple[LiveServer, list[dict[str, str]]], tmp_path: Path)
         seen = http.post(f"/{RESIDENTS_INDEX}/_search", json={"size": 100, "query": {"bool": {"must_not": {
             "ids": {"values": sorted(ours)}}}}}).json()["hits"]["hits"]
     assert len(seen) == 7
+    # A copy of what the exporter saw leaks: it names the exporter (its two personal canaries).
+    leak = tmp_path / "leak.ndjson"
+    leak.write_text("".join(json.dumps(h["_source"], ensure_ascii=False) + "\n"
+                            for h in seen + [{"_source": r} for r in residents[:100]]))
+    named = run_strongroom(["attribute", str(leak), "--data-dir", str(server.data_dir), "--config-dir",
+                            str(server.config_dir)])
+    output = named.communicate(timeout=60)[0]
+    assert named.returncode == 0, output
+    rows = {line.rsplit(None, 3)[0].strip(): line.split()[-3] for line in output.splitlines()[1:] if line.strip()}
+    assert rows == {"exporter": "2", "(general canaries)": "5"}, output
     # A legitimate workload raises nothing: lookups of real people by national ID, name and phone.
     key, identity = new_key(server, "analyst")
     with http_client(server, key) as http:
@@ -294,6 +304,42 @@ def test_canaries(live: tuple[LiveServer, list[dict[str, str]]], tmp_path: Path)
                 answer = http.post(f"/{RESIDENTS_INDEX}/_search", json={"size": 3, "query": query})
                 assert answer.status_code == 200, answer.text
     assert alerts_for(server, identity) == []
+
+
+def test_exposure_check(live: tuple[LiveServer, list[dict[str, str]]], tmp_path: Path) -> None:
+    """Someone else's leak (GBK CSV, Chinese headers, formatted phones): which of our residents are in it,
+    through the blind tokens, without storing the file."""
+    server, residents = live
+    ours = residents[200:300]
+    strangers = [doc for _id, doc in generate_residents(200, seed=4242)]
+    ids = {doc["national_id"] for doc in residents}
+    strangers = [d for d in strangers if d["national_id"] not in ids]
+    leak = tmp_path / "leak.csv"
+    lines = ["姓名,身份证号,手机号"]
+    lines += [f"{d['name']},{d['national_id']},{d['phone'][:3]}-{d['phone'][3:7]}-{d['phone'][7:]}" for d in ours]
+    lines += [f",{d['national_id']},{d['phone']}" for d in strangers]  # no names: namesakes are not the point
+    leak.write_bytes(("\n".join(lines) + "\n").encode("gbk"))
+    check = run_strongroom(["exposure-check", "--index", RESIDENTS_INDEX, str(leak), "--url", server.url,
+                            "--config-dir", str(server.config_dir), "--json"],
+                           env={"STRONGROOM_PASSWORD": server.password})
+    output = check.communicate(timeout=120)[0]
+    assert check.returncode == 0, output
+    matches = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    found = {doc["_id"]: doc["fields"] for m in matches for doc in m["documents"]}
+    expected = {f"r{n}" for n in range(200, 300)}
+    assert expected <= set(found)
+    assert all({"national_id", "phone"} <= set(found[i]) for i in expected)
+    assert all(set(found[i]) == {"name"} for i in set(found) - expected)  # only namesakes beyond ours
+    assert "300 rows read" in output
+    with http_client(server, ("analyst", PASSWORD)) as http:  # not for analysts
+        assert http.post(f"/_strongroom/exposure/{RESIDENTS_INDEX}",
+                         json={"rows": [{"national_id": ours[0]["national_id"]}]}).status_code == 403
+    with admin(server) as http:
+        one = http.post(f"/_strongroom/exposure/{RESIDENTS_INDEX}",
+                        json={"rows": [{"national_id": ours[0]["national_id"]}, {"phone": "10000000000"}]}).json()
+        assert one["rows_matched"] == 1 and one["matches"][0]["documents"] == [{"_id": "r200",
+                                                                                "fields": ["national_id"]}]
+        assert http.post(f"/_strongroom/exposure/{RESIDENTS_INDEX}", json={"rows": []}).status_code == 400
 
 
 def test_the_audit_trail(live: tuple[LiveServer, list[dict[str, str]]]) -> None:

@@ -725,5 +725,157 @@ def audit_verify(data_dir: Path, config_dir: Path, audit_dir: Path | None, check
                    "removing them would not be detected", err=True)
 
 
+# -- leaks: attribution and exposure ------------------------------------------------------------------
+@main.command()
+@click.argument("leak_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="The server's data directory.")
+@click.option("--config-dir", type=click.Path(path_type=Path), required=True,
+              help="The server's config directory (canary.key).")
+def attribute(leak_file: Path, data_dir: Path, config_dir: Path) -> None:
+    """Name the account a leaked copy came from, by the canaries planted for it.
+
+    Reads the file (CSV in UTF-8 or GB18030, NDJSON, JSON) as a stream, compares every cell with the
+    keyed hashes of the canaries' values (column names do not matter) and prints, per owner, how
+    many of its canaries the file holds. Read only; may run while the server runs.
+
+    Example:  strongroom attribute leaked.csv --data-dir ./data --config-dir ./config
+    """
+    from .security.canaries import CanaryStore, CanaryStoreError, read_leak_file
+
+    key_path = config_dir / "canary.key"
+    store_path = data_dir / "security" / "canaries.json"
+    if not key_path.is_file() or not store_path.is_file():
+        raise click.ClickException(f"no canaries here: {store_path} or {key_path} is missing (were any planted?)")
+    try:
+        store = CanaryStore(store_path, key_path.read_bytes())
+        found = store.attribute(read_leak_file(leak_file))
+    except (CanaryStoreError, OSError, ValueError) as exc:
+        raise click.ClickException(f"Error: {exc}") from None
+    if not found:
+        click.echo("no canary of this node is in the file")
+        return
+    _table(("OWNER", "CANARIES", "FIELDS", "ROWS"),
+           [(a.owner or "(general canaries)", str(a.matches), ",".join(sorted(a.fields)), str(a.rows))
+            for a in found])
+
+
+_COLUMN_FIELDS = {"national_id": "national_id", "身份证": "national_id", "身份证号": "national_id",
+                  "身份证号码": "national_id", "id_card": "national_id", "idcard": "national_id", "sfz": "national_id",
+                  "phone": "phone", "mobile": "phone", "tel": "phone", "手机": "phone", "手机号": "phone",
+                  "电话": "phone", "联系电话": "phone", "name": "name", "full_name": "name", "姓名": "name",
+                  "address": "address", "地址": "address", "住址": "address"}
+
+
+def _leak_row(row: dict[str, str], mapping: dict[str, str]) -> dict[str, str]:
+    """One leaked row as our fields: named columns first (--field, then known headers), then values
+    recognised by the PII detectors (national IDs, mainland mobiles) whatever their column."""
+    from .pii import is_mainland_mobile, is_valid_national_id
+
+    out: dict[str, str] = {}
+    for column, raw in row.items():
+        value = str(raw).strip()
+        if not value:
+            continue
+        field = mapping.get(column) or _COLUMN_FIELDS.get(column.strip().lower())
+        digits = "".join(c for c in value if c not in " -.()")
+        if field is None:
+            if is_valid_national_id(digits.upper()):
+                field = "national_id"
+            elif is_mainland_mobile(digits.removeprefix("+86").removeprefix("0086")):
+                field = "phone"
+        if field == "national_id":
+            value = digits.upper()
+        elif field == "phone":
+            value = digits.removeprefix("+86").removeprefix("0086")
+        if field is not None and field not in out:
+            out[field] = value
+    return out
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
+
+
+@main.command("exposure-check")
+@click.argument("leak_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--index", "index_name", required=True, help="Our index to check the leak against.")
+@click.option("--field", "fields", multiple=True, metavar="COLUMN=FIELD",
+              help="Read this column of the file as this field of the index (repeat).")
+@click.option("--url", default="https://127.0.0.1:9200", show_default=True, help="Strongroom server.")
+@click.option("--config-dir", type=click.Path(path_type=Path), default=None,
+              help="Trust this server's generated CA (<config-dir>/certs/http_ca.crt).")
+@click.option("--ca-certs", type=click.Path(path_type=Path, exists=True), default=None,
+              help="CA certificate file to trust (overrides --config-dir).")
+@click.option("--user", default="admin", show_default=True)
+@click.option("--batch", type=click.IntRange(1, 1000), default=500, show_default=True, help="Rows per request.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per matched row instead of a table.")
+def exposure_check(leak_file: Path, index_name: str, fields: tuple[str, ...], url: str, config_dir: Path | None,
+                   ca_certs: Path | None, user: str, batch: int, as_json: bool) -> None:
+    """Which of our records appear in someone else's leak, matched through the blind tokens.
+
+    Streams the file (CSV in UTF-8 or GB18030, NDJSON, JSON) to `POST /_strongroom/exposure/{index}`
+    in batches: national IDs, phones, names and addresses are looked up exactly as a search would,
+    nothing is decrypted and nothing of the file is stored. Prints our document ids with the fields
+    that matched, and counts. The password is read from $STRONGROOM_PASSWORD, or asked for.
+
+    Example:  strongroom exposure-check --index residents leaked.csv --config-dir ./config
+    """
+    from .security.canaries import read_leak_file
+
+    mapping = {}
+    for item in fields:
+        column, sep, field = item.partition("=")
+        if not sep or not column or not field:
+            raise click.BadParameter(f"expected COLUMN=FIELD, got [{item}]", param_hint="--field")
+        mapping[column] = field
+    if ca_certs is None and config_dir is not None:
+        ca_certs = config_dir / "certs" / "http_ca.crt"
+    password = os.environ.get(PASSWORD_ENV) or getpass.getpass(f"Password for [{user}]: ")
+    client = StrongroomClient(url, user, password, ca_certs)
+    total_rows = rows_matched = 0
+    documents: set[str] = set()
+    lines = _count_lines(leak_file)  # for the progress bar only (a fast pass over the bytes)
+
+    def send(offset: int, rows: list[dict[str, str]]) -> None:
+        nonlocal rows_matched
+        answer = client.request("POST", f"/_strongroom/exposure/{index_name}", {"rows": rows})
+        for match in answer["matches"]:
+            rows_matched += 1
+            row = offset + match["row"]
+            for doc in match["documents"]:
+                documents.add(doc["_id"])
+            if as_json:
+                click.echo(orjson.dumps({"row": row, "documents": match["documents"]}).decode())
+            else:
+                for doc in match["documents"]:
+                    click.echo(f"row {row}: {doc['_id']}  [{', '.join(doc['fields'])}]")
+
+    try:
+        with click.progressbar(length=max(lines, 1), label="Checking rows", file=sys.stderr) as bar:
+            pending: list[dict[str, str]] = []
+            offset = 0
+            for row in read_leak_file(leak_file):
+                total_rows += 1
+                pending.append(_leak_row(row, mapping))
+                if len(pending) >= batch:
+                    send(offset, pending)
+                    offset += len(pending)
+                    bar.update(len(pending))
+                    pending = []
+            if pending:
+                send(offset, pending)
+                bar.update(len(pending))
+    except ClientError as exc:
+        raise click.ClickException(f"Error checking [{index_name}]: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"Error: {exc}") from None
+    finally:
+        client.close()
+    click.echo(f"{total_rows} rows read, {rows_matched} matched {len(documents)} of our documents", err=as_json)
+
 if __name__ == "__main__":
     main()

@@ -49,6 +49,7 @@ def build_router() -> Router:
     r.add(["DELETE"], ["/_strongroom/blocks/{id}"], w.unblock)
     r.add(["GET"], ["/_strongroom/usage"], w.usage)
     r.add(["POST"], ["/_strongroom/canaries/{index}"], w.plant_canaries, body=True)
+    r.add(["POST"], ["/_strongroom/exposure/{index}"], w.exposure, body=True)
 
     s = snapshots
     r.add(["PUT", "POST"], ["/_snapshot/{repository}"], s.put_repository, params=s.REPOSITORY_PARAMS, body=True)

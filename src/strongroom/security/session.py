@@ -51,6 +51,8 @@ T = TypeVar("T")
 log = logging.getLogger("strongroom.ingest")
 PURPOSE_HEADER = "X-Strongroom-Purpose"
 MAX_PURPOSE = 256
+MAX_EXPOSURE_ROWS = 1000  # rows per exposure request (the command sends batches)
+MAX_EXPOSURE_HITS = 20  # documents reported per looked-up value
 MAX_ID_BYTES = 512
 VERSION_TYPES = ("internal", "external", "external_gte")
 
@@ -313,6 +315,57 @@ class Session:
                                                      self.principal.name, count, name,
                                                      f" for [{owner}]" if owner else "")
         return {"index": name, "planted": count, "owner": owner}
+
+    async def exposure(self, name: str, rows: Any) -> dict[str, Any]:
+        """Which documents of index `name` appear in someone else's leak: each row (field → value, as
+        found in the leaked file) is looked up through the same blind tokens a search uses, one exact
+        query per field, so nothing is decrypted and nothing of the rows is kept. Fields the index
+        does not map are ignored. Needs the cluster action CANARIES_MANAGE (`manage_security`) and
+        read on the index; the ids found are audited like any reveal (and a canary among them alerts:
+        someone else's leak holds one of ours)."""
+        from ..engine.search import SearchSpec
+
+        self.__policy.authorize_cluster(self.principal, actions.CANARIES_MANAGE)
+        if not isinstance(rows, list) or not rows or len(rows) > MAX_EXPOSURE_ROWS:
+            raise IllegalArgumentError(f"[rows] must be a non-empty array of at most {MAX_EXPOSURE_ROWS} objects")
+        if not all(isinstance(r, dict) and all(isinstance(k, str) for k in r) for r in rows):
+            raise IllegalArgumentError("each of [rows] must be an object of field names to values")
+        index, accesses = self._one_read(name, actions.DOC_SEARCH)
+        protector = self._protector(index)
+        fields = index.mapping.fields
+
+        def lookups() -> list[dict[str, Any]]:
+            targets = self._targets([index], accesses)
+            found = []
+            for number, row in enumerate(rows):
+                matched: dict[str, set[str]] = {}
+                for field_name, value in row.items():
+                    field = fields.get(field_name)
+                    if field is None or not isinstance(value, (str, int)) or isinstance(value, bool) or \
+                            not str(value).strip():
+                        continue
+                    kind = "match_phrase" if field.type == "text" else "term"
+                    try:
+                        node = parse_query({kind: {field_name: str(value).strip()}})
+                        if protector is not None:
+                            protector.rewrite(node)  # refuses what the protected form cannot answer
+                        # (the targets turn the query into tokens themselves)
+                        hits = run_search(targets, SearchSpec(query=node, size=MAX_EXPOSURE_HITS)).hits
+                    except StrongroomError:
+                        continue  # a value the field cannot hold, or a field it cannot answer: no match
+                    for hit in hits:
+                        matched.setdefault(hit.doc.doc_id, set()).add(field_name)
+                if matched:
+                    found.append({"row": number, "documents": [{"_id": doc_id, "fields": sorted(names)}
+                                                               for doc_id, names in sorted(matched.items())]})
+            return found
+
+        found = await _run(lookups)
+        documents = sorted({d["_id"] for row in found for d in row["documents"]})
+        if self.__ledger is not None and documents:
+            self.__ledger.reveal(index, documents)
+        return {"index": name, "rows": len(rows), "rows_matched": len(found), "documents_matched": len(documents),
+                "matches": found}
 
     def doctor_report(self) -> dict[str, Any]:
         """The deployment self-check's latest report (monitor privilege)."""

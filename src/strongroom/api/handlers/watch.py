@@ -50,3 +50,9 @@ async def plant_canaries(call: Call) -> Response:
     if not isinstance(body, dict):
         body = {"count": None}
     return call.json(await call.session.plant_canaries(call.path["index"], body.get("count", 1), body.get("owner")))
+
+
+async def exposure(call: Call) -> Response:
+    body = call.json_body(required=True)
+    rows = body.get("rows") if isinstance(body, dict) else None
+    return call.json(await call.session.exposure(call.path["index"], rows))
