@@ -235,6 +235,23 @@ def test_top_hits_reveal_is_counted(live: tuple[LiveServer, list[dict[str, str]]
     assert revealed_by(server, identity) == shown and usage["used"] == 40
 
 
+def test_many_identities_of_one_tenant_just_under_budget(live: tuple[LiveServer, list[dict[str, str]]]) -> None:
+    server, _residents = live
+    with admin(server) as http:
+        for n in range(3):
+            assert http.put(f"/_security/user/acme{n}", json={"password": PASSWORD, "roles": ["analyst"],
+                                                               "metadata": {"tenant": "acme"}}).status_code == 200
+    for n in range(3):  # each reads 250 of its 300 records per hour, at different offsets
+        with http_client(server, (f"acme{n}", PASSWORD)) as http:
+            for page in range(5):
+                body = {"query": {"match_all": {}}, "from": 300 * n + 50 * page, "size": 50}
+                assert http.post(f"/{RESIDENTS_INDEX}/_search", json=body).status_code == 200
+    deadline = time.monotonic() + 10
+    while not any(a["evidence"].get("pattern") == "tenant_spread" for a in Hook.received):
+        assert time.monotonic() < deadline, "no tenant_spread alert"
+        time.sleep(0.1)
+
+
 def test_caps_of_the_role(live: tuple[LiveServer, list[dict[str, str]]]) -> None:
     server, _residents = live
     key, _identity = new_key(server, "analyst")
@@ -393,6 +410,11 @@ def test_no_protected_value_in_audit_alerts_or_logs(live: tuple[LiveServer, list
     for doc in residents:
         for field in ("national_id", "phone", "name"):
             assert doc[field] not in blob, f"a {field} reached the audit, the alerts or the log"
+    # The chain of everything above verifies, while the server runs.
+    verify = run_strongroom(["audit", "verify", "--data-dir", str(server.data_dir), "--config-dir",
+                             str(server.config_dir)])
+    output = verify.communicate(timeout=60)[0]
+    assert verify.returncode == 0 and "audit chain intact" in output, output
 
 
 # -- fail closed, in process -----------------------------------------------------------------------
