@@ -877,5 +877,104 @@ def exposure_check(leak_file: Path, index_name: str, fields: tuple[str, ...], ur
         client.close()
     click.echo(f"{total_rows} rows read, {rows_matched} matched {len(documents)} of our documents", err=as_json)
 
+# -- load ---------------------------------------------------------------------------------------------
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--index", "index_name", required=True, help="The index to load into (created if new).")
+@click.option("--plan", is_flag=True, help="Print the proposed mapping (table and JSON) and stop.")
+@click.option("--yes", is_flag=True, help="Accept the proposed mapping without asking.")
+@click.option("--mapping", "mapping_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None, help="Use this index body / mapping (JSON) instead of the proposal; checked the same way.")
+@click.option("--allow-plain", "allow_plain", multiple=True, metavar="COLUMN",
+              help="Store this column unprotected even though it looks personal (repeat; your decision, logged).")
+@click.option("--id-column", default=None, help="Take document ids from this column (default: a hash of the row).")
+@click.option("--format", "file_format", default=None,
+              help="csv, tsv, xlsx, ndjson, json, parquet, mbox or eml (default: from the extension).")
+@click.option("--encoding", default=None, help="Text encoding (default: detected; GB18030 covers GBK).")
+@click.option("--delimiter", default=None, help="CSV delimiter (default: detected).")
+@click.option("--sheet", default=None, help="The xlsx sheet (default: the first).")
+@click.option("--batch-bytes", type=click.IntRange(4096, 90 << 20), default=4 << 20, show_default=True,
+              help="Bytes per _bulk request.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted load from its last acknowledged row.")
+@click.option("--restart", is_flag=True, help="Forget an interrupted load and start from the first row.")
+@click.option("--reject-file", type=click.Path(path_type=Path), default=None,
+              help="Where bad rows are listed (row number and reason; default FILE.rejects.ndjson).")
+@click.option("--url", default=None, help="Strongroom server (default $STRONGROOM_URL, the profile, or "
+              "https://127.0.0.1:9200).")
+@click.option("--profile", default=None, help="A connection profile from ~/.config/strongroom/profiles.toml.")
+@click.option("--config-dir", type=click.Path(path_type=Path), default=None,
+              help="Trust this server's generated CA (<config-dir>/certs/http_ca.crt).")
+@click.option("--ca-certs", type=click.Path(path_type=Path, exists=True), default=None,
+              help="CA certificate file to trust (overrides --config-dir).")
+@click.option("--user", default=None, help="User (default $STRONGROOM_USER, the profile, or admin); the password "
+              "comes from $STRONGROOM_PASSWORD or a prompt.")
+@click.option("--api-key", default=None, help="An API key (encoded form) instead of a user; default "
+              "$STRONGROOM_API_KEY.")
+def load(file: Path, index_name: str, plan: bool, yes: bool, mapping_file: Path | None, allow_plain: tuple[str, ...],
+         id_column: str | None, file_format: str | None, encoding: str | None, delimiter: str | None,
+         sheet: str | None, batch_bytes: int, resume: bool, restart: bool, reject_file: Path | None,
+         url: str | None, profile: str | None, config_dir: Path | None, ca_certs: Path | None, user: str | None,
+         api_key: str | None) -> None:
+    """Load a file (CSV/TSV, xlsx, NDJSON/JSON, Parquet, mbox/eml) into an index, protecting personal data.
+
+    A new index gets a proposed mapping in which every column that looks personal (national IDs,
+    phones, names, addresses, cards, e-mails, birth dates, notes) is protected; nothing personal is
+    stored unprotected unless named with --allow-plain. Bad rows go to a reject file; the rest load.
+    Interrupted? Run again with --resume: no row is lost or loaded twice.
+
+    Example:  strongroom load people.csv --index people --plan --config-dir ./config
+    """
+    from .loader.load import Loader, LoadError, LoadOptions, read_profile
+
+    try:
+        settings = read_profile(profile) if profile else {}
+    except LoadError as exc:
+        raise click.ClickException(str(exc)) from None
+    url = url or os.environ.get("STRONGROOM_URL") or settings.get("url") or "https://127.0.0.1:9200"
+    if ca_certs is None and config_dir is not None:
+        ca_certs = config_dir / "certs" / "http_ca.crt"
+    if ca_certs is None and (os.environ.get("STRONGROOM_CA_CERTS") or settings.get("ca_certs")):
+        ca_certs = Path(os.environ.get("STRONGROOM_CA_CERTS") or settings["ca_certs"])
+    api_key = api_key or os.environ.get("STRONGROOM_API_KEY") or (
+        os.environ.get(settings["api_key_env"]) if settings.get("api_key_env") else None)
+    user = user or os.environ.get("STRONGROOM_USER") or settings.get("user") or "admin"
+    password = ""
+    if not api_key:
+        password = os.environ.get(PASSWORD_ENV) or getpass.getpass(f"Password for [{user}]: ")
+    if resume and restart:
+        raise click.UsageError("--resume and --restart exclude each other")
+    client = StrongroomClient(url, user, password, ca_certs, api_key=api_key)
+    options = LoadOptions(index=index_name, format=file_format, encoding=encoding, delimiter=delimiter, sheet=sheet,
+                          plan=plan, yes=yes, mapping_file=mapping_file, allow_plain=allow_plain, id_column=id_column,
+                          batch_bytes=batch_bytes, resume=resume, restart=restart, reject_path=reject_file)
+    interactive = sys.stdin.isatty()
+    loader = Loader(client, file, options,
+                    confirm=(lambda question: click.confirm(question, default=False)) if interactive else None)
+    try:
+        summary = loader.run()
+    except LoadError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ClientError as exc:
+        raise click.ClickException(f"Error loading into [{index_name}]: {exc}") from None
+    except OSError as exc:
+        raise click.ClickException(f"Error: {exc}") from None
+    finally:
+        client.close()
+    if plan:
+        planned = summary.planned
+        if hasattr(planned, "table"):
+            click.echo(planned.table())
+            click.echo(orjson.dumps(planned.body, option=orjson.OPT_INDENT_2).decode())
+        else:
+            click.echo(orjson.dumps(planned, option=orjson.OPT_INDENT_2).decode())
+        return
+    for column in allow_plain:
+        click.echo(f"note: column [{column}] was stored unprotected at your request (--allow-plain)", err=True)
+    parts = [f"loaded {summary.loaded} rows into [{index_name}]"]
+    if summary.skipped:
+        parts.append(f"{summary.skipped} skipped (acknowledged before the interruption)")
+    parts.append(f"{summary.rejected} rejected" + (f" (see {summary.reject_path})" if summary.rejected else ""))
+    click.echo(", ".join(parts))
+
 if __name__ == "__main__":
     main()

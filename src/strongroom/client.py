@@ -14,11 +14,11 @@ import orjson
 
 
 class ClientError(Exception):
-    def __init__(self, status: int, body: Any) -> None:
+    def __init__(self, status: int, body: Any, retry_after: float | None = None) -> None:
         reason = body.get("error", {}).get("reason") if isinstance(body, dict) and isinstance(body.get("error"),
                                                                                               dict) else body
         super().__init__(f"HTTP {status}: {reason}")
-        self.status, self.body = status, body
+        self.status, self.body, self.retry_after = status, body, retry_after
 
 
 @dataclass
@@ -28,6 +28,7 @@ class StrongroomClient:
     password: str
     ca_certs: Path | None = None
     timeout: float = 120.0
+    api_key: str | None = None  # the `encoded` form (base64 of id:secret); used instead of user and password
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -36,8 +37,11 @@ class StrongroomClient:
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 9200
         self._tls = parts.scheme == "https"
-        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json",
+        if self.api_key:
+            authorization = f"ApiKey {self.api_key}"
+        else:
+            authorization = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        self._headers = {"Authorization": authorization, "Content-Type": "application/json",
                          "Accept": "application/json"}
         self._conn: http.client.HTTPConnection | None = None
 
@@ -70,7 +74,9 @@ class StrongroomClient:
             raise
         parsed = orjson.loads(raw) if raw and response.getheader("content-type", "").find("json") >= 0 else raw
         if response.status not in ok:
-            raise ClientError(response.status, parsed)
+            retry = response.getheader("retry-after")
+            raise ClientError(response.status, parsed,
+                              float(retry) if retry and retry.replace(".", "", 1).isdigit() else None)
         return parsed
 
     def close(self) -> None:

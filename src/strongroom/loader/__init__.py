@@ -1,0 +1,1 @@
+"""`strongroom load`: stream spreadsheets, JSON, Parquet and mail into an index."""
