@@ -121,6 +121,21 @@ def test_an_unprotected_mapping_is_refused_unless_allowed(server: LiveServer, tm
     assert count(server, "plain") == 50
 
 
+def test_an_api_key_and_a_profile_instead_of_a_password(server: LiveServer, tmp_path: Path) -> None:
+    with http(server) as client:
+        key = client.post("/_security/api_key", json={"name": "loader"}).json()["encoded"]
+    sheet = tmp_path / "k.csv"
+    write_csv(sheet, people(10, seed=21))
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(f'[profiles.lab]\nurl = "{server.url}"\nca_certs = "{server.ca}"\n'
+                        'api_key_env = "LAB_KEY"\n')
+    process = run_strongroom(["load", str(sheet), "--index", "keyed", "--yes", "--profile", "lab"],
+                             env={"STRONGROOM_PROFILES": str(profiles), "LAB_KEY": key})
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 0, output
+    assert count(server, "keyed") == 10
+
+
 def make_files(tmp_path: Path, rows: list[dict[str, Any]]) -> dict[str, Path]:
     import openpyxl
     import pyarrow as pa
