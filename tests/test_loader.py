@@ -290,4 +290,5 @@ def test_a_1gb_ndjson_loads_in_bounded_memory(server: LiveServer, tmp_path: Path
     output = process.stdout.read() if process.stdout else ""
     assert process.returncode == 0, output[-2000:]
     assert count(server, "gigabyte") == rows
+    print(f"loader peak RSS: {peak / 1024:.0f} MiB for {rows} rows ({size / 2**20:.0f} MiB)")
     assert 0 < peak < 300 * 1024, f"peak RSS {peak} KiB"

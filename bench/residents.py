@@ -1,0 +1,638 @@
+"""Residents benchmark (issue 9): eight query classes, bulk load, memory and disk, Strongroom over HTTPS
+against raw tantivy in-process on the same residents in the same run.
+
+    .venv/bin/python bench/residents.py --residents 100000 [--clients 1,2] [--queries 2000]
+
+Data. `strongroom.demo.generate_residents(N)` (deterministic), cached outside git as
+`$STRONGROOM_BENCH_CACHE/residents-N.ndjson` (default `~/.cache/strongroom-bench`, shared with
+`bench/core.py`). Query values are drawn with a fixed seed from the loaded residents, so every
+query hits (the harness checks each answer after timing it).
+
+Strongroom. A real `strongroom serve` in a temporary directory with its defaults: TLS (generated
+CA), authentication (HTTP basic as the bootstrap `admin`, cached after the first argon2id check),
+audit log, dump detection. Index `residents` is created with `demo.RESIDENTS_BODY`: sealed sources,
+blind tokens for name, national ID, phone, address, birth date and case notes. The admin is an
+unmetered identity (no record budget; the dump detector alerts but never blocks it), so the figures
+include budget bookkeeping only as far as an unmetered identity pays for it.
+- bulk load, docs/s: `_bulk` batches of 2,000 on one keep-alive HTTPS connection, each acknowledged
+  after the write-ahead log's fsync, then `_refresh`; wall time of all of it, client JSON included.
+- per query class, latency (ms): from sending the request to the parsed JSON answer on a keep-alive
+  HTTPS connection (http.client), so TLS, auth, audit, planning, blind tokens, unsealing every hit
+  and the HTTP stack are all inside; p50/p95/p99 come from the 1-client run. Throughput (req/s): all
+  requests of the class divided by the wall time, with 1 and 2 client threads, each thread on its
+  own connection (2 clients = 2 connections). Each connection sends a few untimed warm-up requests
+  per class first.
+- peak RSS of the server process: VmHWM from /proc/<pid>/status at the end of the load; then the
+  high-water mark is reset (write "5" to /proc/<pid>/clear_refs) and VmHWM is read again after the
+  queries. VmRSS is also sampled every 50 ms in both phases (the fallback if the reset is refused).
+- index size on disk: every file under the server's `<data-dir>/indices` after the queries
+  (segments, write-ahead log, metadata), extrapolated linearly to one million residents.
+
+Raw tantivy (the engine floor; plain, no protection, no network). The same JSON residents, the
+same CJK-bigram analysis as Strongroom's default analyzer (`strongroom.engine.analysis`: Python
+bigrams, then tantivy's regex tokenizer, lowercase and ASCII folding), one index:
+- load, docs/s: parse JSON, analyze, build the tantivy document, add it; one commit at the end.
+  "1 thread": one feeding Python thread, writer with 1 indexing thread (64 MiB heap). "2 threads":
+  two feeding Python threads (add_document under a lock: the writer is not shareable), writer with
+  2 indexing threads (64 MiB each).
+- per query class the same work, timed from building the query (analysis included) to the parsed
+  `_source` of every hit: term queries on raw fields; a phrase query of bigrams; a boolean AND of
+  bigram terms; bool of name bigrams (OR), birthplace term and an integer range (yyyymmdd) over
+  one year; BM25 top 10 over OR-ed bigrams; a tantivy terms aggregation (`Searcher.aggregate`, the
+  same request Strongroom's engine sends) over all documents; `_mget` as one term-set query on
+  `_id` and fetching the 10 documents. 1 and 2 threads on one shared searcher.
+
+Every Strongroom figure is reported absolute and as a ratio to the raw figure of the same run
+(latency: Strongroom / raw, so 10 means ten times slower; throughput: Strongroom / raw).
+
+Results: bench/results/residents-<time>.json, .md and .png (not committed); the Markdown table is
+printed too. `--results-dir` writes elsewhere (the smoke test uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import tantivy
+
+ROOT = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("STRONGROOM_BENCH_CACHE", Path.home() / ".cache" / "strongroom-bench"))
+PASSWORD = "benchmark-password-not-secret"
+INDEX = "residents"
+BATCH = 2000
+WRITER_HEAP = 64 << 20  # per indexing thread, as Strongroom's engine.writer_heap_bytes default
+WARMUP = 10  # untimed requests per connection (or thread) and class
+
+CLASSES: dict[str, str] = {
+    "national_id": "exact national ID (term)",
+    "phone": "exact phone (term)",
+    "full_name": "full name (match_phrase)",
+    "address": "address, 2 terms AND",
+    "name_place_year": "name + birthplace + birth-year range",
+    "case_notes": "case notes OR, top-10 BM25",
+    "terms_agg": "terms aggregation (birthplace)",
+    "mget": "_mget of 10 ids",
+}
+# Words common in case notes (demo templates); a query takes two or three that its resident's notes contain.
+NOTE_WORDS = ("居民身份证", "报警", "纠纷", "调解", "被盗", "立案", "户籍", "派出所", "民警", "办理", "申请",
+              "钱包", "诈骗", "损失", "迁入", "遗失", "交通事故")
+Row = tuple[str, bytes]  # (id, source JSON)
+
+
+# -- data -----------------------------------------------------------------------------------------
+def residents(count: int) -> list[Row]:
+    """(id, source JSON) for `count` demo residents, cached outside git (same cache as bench/core.py)."""
+    path = CACHE / f"residents-{count}.ndjson"
+    if not path.exists():
+        from strongroom.demo import generate_residents
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as out:
+            for doc_id, doc in generate_residents(count):
+                out.write(orjson.dumps({"_id": doc_id, "doc": doc}) + b"\n")
+        tmp.replace(path)
+    rows = []
+    with open(path, "rb") as handle:
+        for line in handle:
+            row = orjson.loads(line)
+            rows.append((row["_id"], orjson.dumps(row["doc"])))
+    return rows
+
+
+def address_words(address: str) -> tuple[str, str] | None:
+    """Two words of a demo address: its district or city name and its street name (关岭路)."""
+    from strongroom.demo import PROVINCES, REGIONS
+    head = re.sub(r"\d+号.*$", "", address)
+    for region in REGIONS:
+        prefix = PROVINCES[region.code[:2]] + region.parent + region.name
+        if head.startswith(prefix) and len(head) > len(prefix) + 1:
+            return region.name, head[len(prefix):]
+    return None
+
+
+def workload(rows: Sequence[Row], per_class: int, seed: int = 9) -> dict[str, list[dict[str, Any]]]:
+    """Per class, `per_class` parameter sets drawn deterministically from the residents."""
+    rng = random.Random(seed)
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in CLASSES}
+
+    def pick() -> tuple[str, dict[str, str]]:
+        doc_id, source = rows[rng.randrange(len(rows))]
+        return doc_id, orjson.loads(source)
+
+    for _ in range(per_class):
+        doc_id, doc = pick()
+        out["national_id"].append({"value": doc["national_id"]})
+        out["phone"].append({"value": doc["phone"]})
+        out["full_name"].append({"value": doc["name"]})
+        words = None
+        while words is None:
+            words = address_words(doc["address"])
+            if words is None:
+                doc_id, doc = pick()
+        out["address"].append({"words": list(words)})
+        _, doc = pick()
+        out["name_place_year"].append({"name": doc["name"], "birthplace": doc["birthplace"],
+                                       "year": int(doc["birth_date"][:4])})
+        present: list[str] = []
+        while len(present) < 2:
+            _, doc = pick()
+            present = [w for w in NOTE_WORDS if w in doc["case_notes"]]
+        out["case_notes"].append({"words": rng.sample(present, min(len(present), rng.choice((2, 3))))})
+        out["terms_agg"].append({"field": "birthplace"})
+        out["mget"].append({"ids": [rows[rng.randrange(len(rows))][0] for _ in range(10)]})
+    return out
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def run_clients(workers: Sequence[Callable[[dict[str, Any]], None]], items: list[dict[str, Any]]) -> dict[str, float]:
+    """Runs `items` spread over the workers (one thread each); latency percentiles (ms) and req/s."""
+    for worker in workers:  # untimed warm-up
+        for item in items[:WARMUP]:
+            worker(item)
+    latencies: list[list[float]] = [[] for _ in workers]
+    start = threading.Barrier(len(workers) + 1)
+
+    def client(k: int) -> None:
+        mine, worker = latencies[k], workers[k]
+        start.wait()
+        for item in items[k::len(workers)]:
+            t0 = time.perf_counter()
+            worker(item)
+            mine.append((time.perf_counter() - t0) * 1000)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(len(workers))]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - t0
+    merged = [x for part in latencies for x in part]
+    if len(merged) != len(items):
+        raise RuntimeError("a client thread failed (see above)")
+    return {"p50_ms": percentile(merged, 50), "p95_ms": percentile(merged, 95), "p99_ms": percentile(merged, 99),
+            "req_per_s": len(items) / wall, "requests": len(items)}
+
+
+# -- raw tantivy, in-process --------------------------------------------------------------------------
+class Raw:
+    """The engine floor: the residents in one plain tantivy index, queried in-process."""
+
+    TEXT = ("name", "address", "case_notes")
+    KEYWORDS = ("national_id", "phone", "birthplace", "gender")
+
+    def __init__(self, directory: Path) -> None:
+        from strongroom.engine.analysis import analyzer, register_all
+        builder = tantivy.SchemaBuilder()
+        builder.add_text_field("_id", stored=True, tokenizer_name="raw", index_option="basic")
+        builder.add_bytes_field("_source", stored=True)
+        for name in self.TEXT:
+            builder.add_text_field(name, tokenizer_name="sr_cjk")  # positions, for phrases
+        for name in self.KEYWORDS:
+            builder.add_text_field(name, tokenizer_name="raw", fast=True, index_option="basic")
+        builder.add_integer_field("birth_date", indexed=True, fast=True)  # yyyymmdd
+        self.schema = builder.build()
+        self.directory = directory
+        self.index = tantivy.Index(self.schema, path=str(directory))
+        register_all(self.index)
+        self.cjk = analyzer("default")
+
+    def document(self, doc_id: str, source: bytes) -> tantivy.Document:
+        doc = orjson.loads(source)
+        tdoc = tantivy.Document()
+        tdoc.add_text("_id", doc_id)
+        tdoc.add_bytes("_source", source)
+        for name in self.TEXT:
+            tdoc.add_text(name, self.cjk.index_text(doc[name]))
+        for name in self.KEYWORDS:
+            tdoc.add_text(name, doc[name])
+        tdoc.add_integer("birth_date", int(doc["birth_date"].replace("-", "")))
+        return tdoc
+
+    def load(self, rows: Sequence[Row], threads: int) -> float:
+        """Docs/s: analysis and document building in Python, indexing in tantivy, one commit."""
+        writer = self.index.writer(WRITER_HEAP * threads, threads)
+        lock = threading.Lock()
+
+        def feed(part: Sequence[Row]) -> None:
+            for doc_id, source in part:
+                tdoc = self.document(doc_id, source)
+                with lock:
+                    writer.add_document(tdoc)
+
+        started = time.perf_counter()
+        feeders = [threading.Thread(target=feed, args=(rows[k::threads],)) for k in range(threads)]
+        for feeder in feeders:
+            feeder.start()
+        for feeder in feeders:
+            feeder.join()
+        writer.commit()
+        writer.wait_merging_threads()
+        seconds = time.perf_counter() - started
+        self.index.reload()
+        self.searcher = self.index.searcher()
+        if self.searcher.num_docs != len(rows):
+            raise RuntimeError(f"raw tantivy holds {self.searcher.num_docs} documents, expected {len(rows)}")
+        return len(rows) / seconds
+
+    # Query building, timed with the search: the client's analysis is part of the work.
+    def _term(self, field: str, value: str) -> tantivy.Query:
+        return tantivy.Query.term_query(self.schema, field, value)
+
+    def _all_of(self, field: str, terms: list[str]) -> tantivy.Query:
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, self._term(field, t)) for t in terms])
+
+    def _any_of(self, field: str, terms: list[str]) -> tantivy.Query:
+        return tantivy.Query.boolean_query([(tantivy.Occur.Should, self._term(field, t)) for t in terms])
+
+    def _phrase(self, field: str, text: str) -> tantivy.Query:
+        terms = self.cjk.terms(text)
+        return self._term(field, terms[0]) if len(terms) == 1 else tantivy.Query.phrase_query(self.schema, field, terms)
+
+    def _hits(self, query: tantivy.Query, limit: int = 10) -> int:
+        result = self.searcher.search(query, limit)
+        for _score, address in result.hits:
+            orjson.loads(self.searcher.doc(address).get_first("_source"))
+        return result.count or 0
+
+    def query(self, cls: str, p: dict[str, Any]) -> int:
+        """Runs one query of class `cls`; returns how many documents (or buckets) answered."""
+        if cls in ("national_id", "phone"):
+            return self._hits(self._term(cls, p["value"]))
+        if cls == "full_name":
+            return self._hits(self._phrase("name", p["value"]))
+        if cls == "address":
+            return self._hits(self._all_of("address", [t for w in p["words"] for t in self.cjk.terms(w)]))
+        if cls == "name_place_year":
+            year = p["year"] * 10000
+            return self._hits(tantivy.Query.boolean_query([
+                (tantivy.Occur.Must, self._any_of("name", self.cjk.terms(p["name"]))),
+                (tantivy.Occur.Must, self._term("birthplace", p["birthplace"])),
+                (tantivy.Occur.Must, tantivy.Query.range_query(self.schema, "birth_date", tantivy.FieldType.Integer,
+                                                               year + 101, year + 1231)),
+            ]))
+        if cls == "case_notes":
+            return self._hits(self._any_of("case_notes", self.cjk.terms(" ".join(p["words"]))))
+        if cls == "terms_agg":
+            result = self.searcher.aggregate(tantivy.Query.all_query(),
+                                             {"agg": {"terms": {"field": p["field"], "size": 10}}})
+            return len(result["agg"]["buckets"])
+        if cls == "mget":
+            query = tantivy.Query.term_set_query(self.schema, "_id", p["ids"])
+            return self._hits(query, limit=len(p["ids"]))
+        raise ValueError(cls)
+
+
+# -- Strongroom over HTTPS ------------------------------------------------------------------------------
+class Server:
+    """`strongroom serve` with its defaults (TLS and authentication on) in a temporary directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "STRONGROOM_BOOTSTRAP_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
+        self.log_path = root / "server.log"
+        self.log = open(self.log_path, "w")  # a file, not a pipe: a full pipe would stall the server
+        self.process = subprocess.Popen([sys.executable, "-m", "strongroom", "serve", "--data-dir",
+                                         str(root / "data"), "--config-dir", str(root / "config"), "--port", "0"],
+                                        stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 120
+        while True:
+            match = re.search(r"listening on https://127\.0\.0\.1:(\d+)", self.log_path.read_text())
+            if match:
+                self.port = int(match.group(1))
+                break
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.05)
+        self.context = ssl.create_default_context(cafile=str(root / "config" / "certs" / "http_ca.crt"))
+
+    def connection(self) -> Connection:
+        return Connection(self.port, self.context)
+
+    def status(self, key: str) -> int:
+        """A /proc/<pid>/status figure in bytes (VmRSS, VmHWM)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+        raise KeyError(key)
+
+    def reset_peak(self) -> bool:
+        try:
+            Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+            return True
+        except OSError:
+            return False
+
+    def index_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.root / "data" / "indices").rglob("*") if p.is_file())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+class Connection:
+    """One keep-alive HTTPS connection with basic authentication."""
+
+    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+        self.conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=300)
+        token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+        self.ndjson_headers = {**self.headers, "Content-Type": "application/x-ndjson"}
+
+    def call(self, method: str, path: str, body: bytes | None = None, ndjson: bool = False) -> Any:
+        self.conn.request(method, path, body=body, headers=self.ndjson_headers if ndjson else self.headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
+        return orjson.loads(data)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def es_request(cls: str, p: dict[str, Any]) -> tuple[str, str, bytes]:
+    """The Elasticsearch request of one query: (method, path, body)."""
+    search = f"/{INDEX}/_search"
+    if cls in ("national_id", "phone"):
+        body: dict[str, Any] = {"query": {"term": {cls: p["value"]}}}
+    elif cls == "full_name":
+        body = {"query": {"match_phrase": {"name": p["value"]}}}
+    elif cls == "address":
+        body = {"query": {"match": {"address": {"query": " ".join(p["words"]), "operator": "and"}}}}
+    elif cls == "name_place_year":
+        body = {"query": {"bool": {"must": [{"match": {"name": p["name"]}}],
+                                   "filter": [{"term": {"birthplace": p["birthplace"]}},
+                                              {"range": {"birth_date": {"gte": f"{p['year']}-01-01",
+                                                                        "lte": f"{p['year']}-12-31"}}}]}}}
+    elif cls == "case_notes":
+        body = {"query": {"match": {"case_notes": " ".join(p["words"])}}, "size": 10}
+    elif cls == "terms_agg":
+        body = {"size": 0, "aggs": {"agg": {"terms": {"field": p["field"], "size": 10}}}}
+    elif cls == "mget":
+        return "POST", f"/{INDEX}/_mget", orjson.dumps({"ids": p["ids"]})
+    else:
+        raise ValueError(cls)
+    return "POST", search, orjson.dumps(body)
+
+
+def answered(cls: str, answer: dict[str, Any]) -> int:
+    """How many documents (or buckets) an answer holds."""
+    if cls == "mget":
+        return sum(1 for doc in answer["docs"] if doc.get("found"))
+    if cls == "terms_agg":
+        return len(answer["aggregations"]["agg"]["buckets"])
+    return answer["hits"]["total"]["value"]
+
+
+class Sampler:
+    """Samples a value every `interval` seconds in a thread; `peak` is the largest seen."""
+
+    def __init__(self, read: Callable[[], int], interval: float = 0.05) -> None:
+        self.read, self.interval, self.peak = read, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.read())
+            except (OSError, KeyError):
+                return
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def bulk_bodies(rows: Sequence[Row]) -> list[bytes]:
+    bodies = []
+    for start in range(0, len(rows), BATCH):
+        lines = []
+        for doc_id, source in rows[start:start + BATCH]:
+            lines += [b'{"index":{"_id":"' + doc_id.encode() + b'"}}', source]
+        bodies.append(b"\n".join(lines) + b"\n")
+    return bodies
+
+
+def strongroom_run(rows: Sequence[Row], work: dict[str, list[dict[str, Any]]], clients: list[int],
+                   root: Path) -> dict[str, Any]:
+    from strongroom.demo import RESIDENTS_BODY
+
+    server = Server(root)
+    try:
+        conn = server.connection()
+        conn.call("PUT", f"/{INDEX}", orjson.dumps(RESIDENTS_BODY))
+        bodies = bulk_bodies(rows)
+        sampler = Sampler(lambda: server.status("VmRSS"))
+        started = time.perf_counter()
+        for body in bodies:
+            result = conn.call("POST", f"/{INDEX}/_bulk", body, ndjson=True)
+            if result["errors"]:
+                raise RuntimeError(f"bulk errors: {orjson.dumps(result)[:500]!r}")
+        conn.call("POST", f"/{INDEX}/_refresh")
+        load_seconds = time.perf_counter() - started
+        memory = {"load_vmrss_sampled_peak_bytes": sampler.stop(), "load_vmhwm_bytes": server.status("VmHWM")}
+        conn.close()
+
+        reset = server.reset_peak()
+        sampler = Sampler(lambda: server.status("VmRSS"))
+        classes: dict[str, dict[str, Any]] = {}
+        for cls, items in work.items():
+            classes[cls] = {}
+            for n in clients:
+                conns = [server.connection() for _ in range(n)]
+
+                def worker(p: dict[str, Any], c: Connection, cls: str = cls) -> None:
+                    method, path, body = es_request(cls, p)
+                    if not answered(cls, c.call(method, path, body)):
+                        raise RuntimeError(f"{cls}: no hit for {p}")
+
+                classes[cls][str(n)] = run_clients([lambda p, c=c: worker(p, c) for c in conns], items)
+                for c in conns:
+                    c.close()
+        memory["queries_vmrss_sampled_peak_bytes"] = sampler.stop()
+        memory["queries_vmhwm_bytes"] = server.status("VmHWM") if reset else None
+        return {"bulk_docs_per_s": len(rows) / load_seconds, "load_seconds": load_seconds, "memory": memory,
+                "index_bytes": server.index_bytes(), "classes": classes}
+    finally:
+        server.stop()
+
+
+def raw_run(rows: Sequence[Row], work: dict[str, list[dict[str, Any]]], clients: list[int],
+            root: Path) -> dict[str, Any]:
+    two = root / "raw-2"
+    two.mkdir(parents=True)
+    load_2 = Raw(two).load(rows, threads=2)
+    shutil.rmtree(two, ignore_errors=True)
+    one = root / "raw-1"
+    one.mkdir(parents=True)
+    raw = Raw(one)
+    load_1 = raw.load(rows, threads=1)
+    classes: dict[str, dict[str, Any]] = {}
+    for cls, items in work.items():
+        classes[cls] = {}
+
+        def worker(p: dict[str, Any], cls: str = cls) -> None:
+            if not raw.query(cls, p):
+                raise RuntimeError(f"raw {cls}: no hit for {p}")
+
+        for n in clients:
+            classes[cls][str(n)] = run_clients([worker] * n, items)
+    index_bytes = sum(p.stat().st_size for p in one.rglob("*") if p.is_file())
+    return {"bulk_docs_per_s": {"1": load_1, "2": load_2}, "index_bytes": index_bytes, "classes": classes}
+
+
+# -- report ----------------------------------------------------------------------------------------------
+def ratios(ours: dict[str, Any], raw: dict[str, Any], clients: list[int]) -> dict[str, float]:
+    first = str(clients[0])
+    out = {key: ours[first][key] / raw[first][key] for key in ("p50_ms", "p95_ms", "p99_ms")}
+    for n in clients:
+        out[f"req_per_s_{n}"] = ours[str(n)]["req_per_s"] / raw[str(n)]["req_per_s"]
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    clients = report["clients"]
+    first = str(clients[0])
+    head = ["query class", "raw p50 ms", "p50 ms", "p95 ms", "p99 ms", "p50 ratio",
+            *(f"req/s {n} client{'s' if n > 1 else ''}" for n in clients)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cls, label in CLASSES.items():
+        entry = report["classes"][cls]
+        ours, raw = entry["strongroom"], entry["raw"]
+        cells = [label, f"{raw[first]['p50_ms']:.3g}", f"{ours[first]['p50_ms']:.3g}",
+                 f"{ours[first]['p95_ms']:.3g}", f"{ours[first]['p99_ms']:.3g}", f"{entry['ratios']['p50_ms']:.0f}×",
+                 *(f"{ours[str(n)]['req_per_s']:,.0f}" for n in clients)]
+        lines.append("| " + " | ".join(cells) + " |")
+    load, mem = report["load"], report["strongroom_memory"]
+    mib = 1 << 20
+    queries_peak = mem["queries_vmhwm_bytes"] or mem["queries_vmrss_sampled_peak_bytes"]
+    lines += ["", "| measure | Strongroom | raw tantivy | ratio |", "|---|---|---|---|",
+              f"| bulk load, docs/s (raw: 1 thread) | {load['strongroom_docs_per_s']:,.0f} | "
+              f"{load['raw_docs_per_s']['1']:,.0f} | {load['ratio_1_thread']:.2f}× |",
+              f"| bulk load, docs/s (raw: 2 threads) | {load['strongroom_docs_per_s']:,.0f} | "
+              f"{load['raw_docs_per_s']['2']:,.0f} | {load['ratio_2_threads']:.2f}× |",
+              f"| index on disk per 1M residents (linear extrapolation), MiB | "
+              f"{report['disk']['strongroom_bytes_per_million'] / mib:,.0f} | "
+              f"{report['disk']['raw_bytes_per_million'] / mib:,.0f} | {report['disk']['ratio']:.2f}× |",
+              f"| server peak RSS during load, MiB | {mem['load_vmhwm_bytes'] / mib:,.0f} | | |",
+              f"| server peak RSS during queries, MiB | {queries_peak / mib:,.0f} | | |",
+              "", f"{report['residents']:,} residents, {report['queries']:,} queries per class and client count; "
+              f"p50/p95/p99 with {clients[0]} client(s); ratio = Strongroom p50 / raw tantivy p50. "
+              f"{report['machine']['summary']}. Command: `{report['command']}`."]
+    return "\n".join(lines) + "\n"
+
+
+def chart(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = str(report["clients"][0])
+    names = list(CLASSES)
+    raw = [report["classes"][c]["raw"][first]["p50_ms"] for c in names]
+    ours = [report["classes"][c]["strongroom"][first]["p50_ms"] for c in names]
+    fig, ax = plt.subplots(figsize=(10, 5))
+    x = range(len(names))
+    ax.bar([i - 0.2 for i in x], raw, width=0.4, label="raw tantivy (in-process)")
+    ax.bar([i + 0.2 for i in x], ours, width=0.4, label="Strongroom (HTTPS, auth, sealing, blind tokens)")
+    ax.set_yscale("log")
+    ax.set_ylim(top=max(ours + raw) * 20)  # room for the legend above the bars
+    ax.set_ylabel("p50 latency, ms (log scale)")
+    ax.set_xticks(list(x), [CLASSES[c] for c in names], rotation=30, ha="right", fontsize=8)
+    ax.set_title(f"{report['residents']:,} residents, {first} client, p50 per query class")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--residents", type=int, default=100_000)
+    parser.add_argument("--clients", default="1,2", help="Concurrent client counts, comma separated.")
+    parser.add_argument("--queries", type=int, default=2000, help="Queries per class and client count.")
+    parser.add_argument("--results-dir", type=Path, default=ROOT / "results")
+    args = parser.parse_args()
+    clients = [int(n) for n in args.clients.split(",")]
+    if not clients or min(clients) < 1 or args.queries < 1 or args.residents < 1:
+        parser.error("--residents, --queries and every --clients count must be positive")
+
+    rows = residents(args.residents)
+    work = workload(rows, args.queries)
+    tmp = Path(tempfile.mkdtemp(prefix="strongroom-residents-"))
+    try:
+        raw = raw_run(rows, work, clients, tmp / "tantivy")
+        ours = strongroom_run(rows, work, clients, tmp / "strongroom")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    per_million = 1_000_000 / len(rows)
+    report: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": " ".join([".venv/bin/python", *sys.argv]),
+        "residents": len(rows), "queries": args.queries, "clients": clients,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "machine": platform.machine(),
+                    "python": platform.python_version(), "tantivy": getattr(tantivy, "__version__", "?"),
+                    "summary": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"},
+        "load": {"strongroom_docs_per_s": ours["bulk_docs_per_s"], "raw_docs_per_s": raw["bulk_docs_per_s"],
+                 "ratio_1_thread": ours["bulk_docs_per_s"] / raw["bulk_docs_per_s"]["1"],
+                 "ratio_2_threads": ours["bulk_docs_per_s"] / raw["bulk_docs_per_s"]["2"]},
+        "strongroom_memory": ours["memory"],
+        "disk": {"strongroom_bytes": ours["index_bytes"], "raw_bytes": raw["index_bytes"],
+                 "strongroom_bytes_per_million": ours["index_bytes"] * per_million,
+                 "raw_bytes_per_million": raw["index_bytes"] * per_million,
+                 "ratio": ours["index_bytes"] / raw["index_bytes"],
+                 "note": "linear extrapolation from this run's size"},
+        "classes": {cls: {"label": label, "strongroom": ours["classes"][cls], "raw": raw["classes"][cls],
+                          "ratios": ratios(ours["classes"][cls], raw["classes"][cls], clients),
+                          "example": orjson.loads(es_request(cls, work[cls][0])[2])}
+                    for cls, label in CLASSES.items()},
+    }
+    table = markdown(report)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = args.results_dir / f"residents-{stamp}"
+    Path(f"{base}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    Path(f"{base}.md").write_text(table)
+    chart(report, Path(f"{base}.png"))
+    print(table)
+    print(f"Written: {base}.json, .md, .png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The residents benchmark (issue 9) runs end to end and reports every class with its ratios (no timing
+assertions: the figures live in bench/results and docs/performance.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+CLASSES = {"national_id", "phone", "full_name", "address", "name_place_year", "case_notes", "terms_agg", "mget"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_residents_benchmark_runs_and_reports_every_class(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "residents.py"), "--residents", "3000",
+                           "--queries", "100", "--clients", "1,2", "--results-dir", str(results)],
+                          capture_output=True, text=True, timeout=280, cwd=ROOT,
+                          env={**os.environ, "STRONGROOM_BENCH_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    (report_path,) = results.glob("residents-*.json")
+    report = json.loads(report_path.read_text())
+    assert set(report["classes"]) == CLASSES
+    for name, entry in report["classes"].items():
+        for side in ("strongroom", "raw"):
+            for clients in ("1", "2"):
+                figures = entry[side][clients]
+                assert all(figures[key] > 0 for key in ("p50_ms", "p95_ms", "p99_ms", "req_per_s")), (name, side)
+        assert set(entry["ratios"]) == {"p50_ms", "p95_ms", "p99_ms", "req_per_s_1", "req_per_s_2"}
+        assert all(value > 0 for value in entry["ratios"].values()), name
+    assert report["load"]["strongroom_docs_per_s"] > 0 and report["load"]["ratio_2_threads"] > 0
+    assert report["strongroom_memory"]["load_vmhwm_bytes"] > 0
+    assert report["disk"]["strongroom_bytes_per_million"] > 0
+    assert report["machine"]["cpus"] and "bench/residents.py --residents 3000" in report["command"]
+
+    assert report_path.with_suffix(".png").stat().st_size > 0
+    assert report_path.with_suffix(".md").read_text() in done.stdout
+    assert "| exact national ID (term) |" in done.stdout and "| _mget of 10 ids |" in done.stdout
