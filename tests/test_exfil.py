@@ -261,6 +261,11 @@ def test_caps_of_the_role(live: tuple[LiveServer, list[dict[str, str]]]) -> None
         usage = http.get("/_strongroom/usage").json()
     assert usage["limits"]["records_per_hour"] == 300
     assert usage["usage"]["records"]["hour"]["remaining"] == 300
+    # "Does document r1 hold this national ID?" through _explain is a probe like any other.
+    with http_client(server, key) as http:
+        assert http.post(f"/{RESIDENTS_INDEX}/_explain/r1", json={"query": {"term": {
+            "national_id": _residents[1]["national_id"]}}}).json()["matched"] is True
+        assert http.get("/_strongroom/usage").json()["usage"]["probes"]["hour"]["used"] == 1
 
 
 def test_canaries(live: tuple[LiveServer, list[dict[str, str]]], tmp_path: Path) -> None:

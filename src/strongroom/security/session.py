@@ -740,6 +740,8 @@ class Session:
         node = parse_query(query)
         for access in accesses.values():
             access.transform(node)
+        protector = self._protector(index)
+        self._charge_probe([protector] if protector is not None else [], node)  # "does doc X hold value V?"
         # A document outside the caller's document query is missing, here as everywhere.
         return await _run(lambda: explain(self._targets([index], accesses), node, doc_id))
 
