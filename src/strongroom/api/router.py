@@ -7,6 +7,7 @@ segment starting with `_` (those are endpoints) except `_all`; `{id}` matches an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ class Route:
     params: frozenset[str]
     body: bool  # whether the route reads a request body
 
-    @property
+    @functools.cached_property
     def segments(self) -> list[str]:
         return [s for s in self.pattern.split("/") if s]
 
@@ -67,13 +68,20 @@ class Route:
 class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        # Only routes with as many segments can match, and of those only the ones whose last segment is
+        # that literal or a parameter: a handful of candidates instead of every route.
+        self._index: dict[tuple[int, str | None], list[Route]] = {}
 
     def add(self, methods: Iterable[str], patterns: Iterable[str], handler: Handler, *, params: Iterable[str] = (),
             body: bool = False) -> None:
         allowed = frozenset(params)
         for method in methods:
             for pattern in patterns:
-                self.routes.append(Route(method, pattern, handler, allowed, body))
+                route = Route(method, pattern, handler, allowed, body)
+                self.routes.append(route)
+                last = route.segments[-1] if route.segments else ""
+                key = (len(route.segments), None if last.startswith("{") else last)
+                self._index.setdefault(key, []).append(route)
 
     def resolve(self, method: str, raw_path: str) -> tuple[Route | None, dict[str, str], list[str]]:
         """(route, path params, allowed methods for the path). Route is None when nothing matches."""
@@ -82,7 +90,8 @@ class Router:
         allowed: set[str] = set()
         best_for_path: tuple[int, ...] | None = None
         candidates: list[tuple[tuple[int, ...], Route, dict[str, str]]] = []
-        for route in self.routes:
+        last = segments[-1] if segments else ""
+        for route in (*self._index.get((len(segments), last), ()), *self._index.get((len(segments), None), ())):
             matched = route.match(segments)
             if matched is None:
                 continue

@@ -122,12 +122,69 @@ class _Seen:
         return len(self.items)
 
 
+class _Combos(_Seen):
+    """The distinct literal combinations of one shape, with running counts of how many combinations
+    each exact value appears in, so a sweep check costs nothing while no value recurs and no
+    combination holds an enumerable literal (an investigator's lookups)."""
+
+    __slots__ = ("counts", "recurring", "always", "keep")
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.counts: Counter[Any] = Counter()
+        self.recurring = 0  # values appearing in `keep` or more combinations
+        self.always = 0  # combinations holding a prefix, wildcard, regexp or range literal
+        self.keep = keep
+
+    def _added(self, combo: frozenset[Any]) -> None:
+        enumerable = False
+        for item in combo:
+            if item[1] in ALWAYS_ENUMERABLE:
+                enumerable = True
+                continue
+            self.counts[item] += 1
+            if self.counts[item] == self.keep:
+                self.recurring += 1
+        self.always += enumerable
+
+    def _removed(self, combo: frozenset[Any]) -> None:
+        enumerable = False
+        for item in combo:
+            if item[1] in ALWAYS_ENUMERABLE:
+                enumerable = True
+                continue
+            if self.counts[item] == self.keep:
+                self.recurring -= 1
+            self.counts[item] -= 1
+            if self.counts[item] <= 0:
+                del self.counts[item]
+        self.always -= enumerable
+
+    def add(self, key: Any, now: float, cap: int) -> None:
+        new = key not in self.items
+        self.items[key] = now
+        self.items.move_to_end(key)
+        if new:
+            self._added(key)
+        while len(self.items) > cap:
+            self._removed(self.items.popitem(last=False)[0])
+
+    def expire(self, before: float) -> None:
+        while self.items and next(iter(self.items.values())) < before:
+            self._removed(self.items.popitem(last=False)[0])
+
+    @property
+    def candidate(self) -> bool:
+        """Whether a projection could find anything: some value recurs or some literal is enumerable."""
+        return self.recurring > 0 or self.always > 0
+
+
 class _ShapeState:
     __slots__ = ("walks", "combos", "pages", "paged", "last")
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = 3) -> None:
         self.walks: OrderedDict[tuple[str, int], _Seen] = OrderedDict()
-        self.combos = _Seen()
+        self.combos = _Combos(keep)
         self.pages: deque[tuple[float, int]] = deque()
         self.paged = 0
         self.last = 0.0
@@ -220,11 +277,11 @@ class DumpDetector:
             return None
         state.combos.add(combo, now, s.max_entries)
         state.combos.expire(now - s.sweep_window)
-        if len(state.combos) < s.sweep_combinations:
+        if len(state.combos) < s.sweep_combinations or not state.combos.candidate:
             return None
         # Set aside exact values asked in fewer than `sweep_recurrence` combinations: lookups.
         combos = state.combos.items
-        recurring = Counter(item for c in combos for item in c if item[1] not in ALWAYS_ENUMERABLE)
+        recurring = state.combos.counts
         keep = s.sweep_recurrence
         projected = {frozenset(i for i in c if i[1] in ALWAYS_ENUMERABLE or recurring[i] >= keep)
                      for c in combos}
@@ -320,7 +377,7 @@ class DumpDetector:
             ident.shapes.popitem(last=False)
         state = ident.shapes.get(fingerprint)
         if state is None:
-            state = ident.shapes[fingerprint] = _ShapeState()
+            state = ident.shapes[fingerprint] = _ShapeState(self.settings.sweep_recurrence)
             while len(ident.shapes) > s.max_shapes_per_identity:
                 ident.shapes.popitem(last=False)
         ident.shapes.move_to_end(fingerprint)

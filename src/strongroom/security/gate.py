@@ -72,6 +72,7 @@ class Gate:
         # a fresh key per gate.
         self._vault = vault if vault is not None else Vault(MasterKey.generate())
         self._key_roles: dict[str, tuple] = {}
+        self._limits_cache: dict[tuple[Any, ...], Any] = {}
 
     async def open_session(self, authorization: str | None, address: str, path: str, *,
                            purpose: str | None = None) -> Session:
@@ -91,8 +92,18 @@ class Gate:
         return self._session(principal, purpose, ledger)
 
     def limits_of(self, principal: Principal) -> Any:
+        """The principal's limits, combined once per set of roles and security store generation."""
         limits_of = getattr(self._policy, "limits_of", None)
-        return limits_of(principal) if limits_of is not None else None
+        if limits_of is None:
+            return None
+        key = (principal.roles, principal.api_key_id, self._users.generation)
+        cached = self._limits_cache.get(key, self)
+        if cached is self:
+            cached = limits_of(principal)
+            if len(self._limits_cache) > CACHE_MAX_ENTRIES:
+                self._limits_cache.clear()
+            self._limits_cache[key] = cached
+        return cached
 
     def _admin(self, principal: Principal) -> "SecurityAdmin":
         return SecurityAdmin(principal, self._users, self._policy, on_change=self._security_changed)
@@ -101,6 +112,7 @@ class Gate:
         """Users, roles or keys changed: forget cached credentials and parsed key roles at once."""
         self._cache.clear()
         self._key_roles.clear()
+        self._limits_cache.clear()
 
     def system_session(self, purpose: str) -> Session:
         """A superuser session for work the server does on its own behalf (loading demo data)."""
