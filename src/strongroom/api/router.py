@@ -42,10 +42,17 @@ class Route:
             parts.append(EXAMPLES[segment[1:-1]] if segment.startswith("{") else segment)
         return "/" + "/".join(parts)
 
+    @functools.cached_property
+    def literals(self) -> tuple[tuple[int, str], ...]:
+        return tuple((i, s) for i, s in enumerate(self.segments) if not s.startswith("{"))
+
     def match(self, segments: list[str]) -> tuple[dict[str, str], tuple[int, ...]] | None:
         mine = self.segments
         if len(mine) != len(segments):
             return None
+        for position, literal in self.literals:  # the cheap refusal first: most routes differ in a literal
+            if segments[position] != literal:
+                return None
         params: dict[str, str] = {}
         rank = []
         for pattern, value in zip(mine, segments):
