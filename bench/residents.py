@@ -73,8 +73,9 @@ from typing import Any
 import orjson
 import tantivy
 
+from core import percentile, residents  # bench/ is the script's directory: its sibling modules import
+
 ROOT = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("STRONGROOM_BENCH_CACHE", Path.home() / ".cache" / "strongroom-bench"))
 PASSWORD = "benchmark-password-not-secret"
 INDEX = "residents"
 BATCH = 2000
@@ -97,24 +98,7 @@ NOTE_WORDS = ("居民身份证", "报警", "纠纷", "调解", "被盗", "立案
 Row = tuple[str, bytes]  # (id, source JSON)
 
 
-# -- data -----------------------------------------------------------------------------------------
-def residents(count: int) -> list[Row]:
-    """(id, source JSON) for `count` demo residents, cached outside git (same cache as bench/core.py)."""
-    path = CACHE / f"residents-{count}.ndjson"
-    if not path.exists():
-        from strongroom.demo import generate_residents
-        CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as out:
-            for doc_id, doc in generate_residents(count):
-                out.write(orjson.dumps({"_id": doc_id, "doc": doc}) + b"\n")
-        tmp.replace(path)
-    rows = []
-    with open(path, "rb") as handle:
-        for line in handle:
-            row = orjson.loads(line)
-            rows.append((row["_id"], orjson.dumps(row["doc"])))
-    return rows
+# -- data: the residents and percentiles come from bench/core.py (same cache) --------------------------
 
 
 def address_words(address: str) -> tuple[str, str] | None:
@@ -159,11 +143,6 @@ def workload(rows: Sequence[Row], per_class: int, seed: int = 9) -> dict[str, li
         out["terms_agg"].append({"field": "birthplace"})
         out["mget"].append({"ids": [rows[rng.randrange(len(rows))][0] for _ in range(10)]})
     return out
-
-
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def run_clients(workers: Sequence[Callable[[dict[str, Any]], None]], items: list[dict[str, Any]]) -> dict[str, float]:

@@ -759,16 +759,14 @@ def attribute(leak_file: Path, data_dir: Path, config_dir: Path) -> None:
             for a in found])
 
 
-_COLUMN_FIELDS = {"national_id": "national_id", "身份证": "national_id", "身份证号": "national_id",
-                  "身份证号码": "national_id", "id_card": "national_id", "idcard": "national_id", "sfz": "national_id",
-                  "phone": "phone", "mobile": "phone", "tel": "phone", "手机": "phone", "手机号": "phone",
-                  "电话": "phone", "联系电话": "phone", "name": "name", "full_name": "name", "姓名": "name",
-                  "address": "address", "地址": "address", "住址": "address"}
+# The personal kinds a column header suggests (the loader's hints) → the fields the exposure check looks up.
+_KIND_FIELDS = {"national_id": "national_id", "mobile": "phone", "name": "name", "address": "address"}
 
 
 def _leak_row(row: dict[str, str], mapping: dict[str, str]) -> dict[str, str]:
     """One leaked row as our fields: named columns first (--field, then known headers), then values
     recognised by the PII detectors (national IDs, mainland mobiles) whatever their column."""
+    from .loader.propose import header_hints
     from .pii import is_mainland_mobile, is_valid_national_id
 
     out: dict[str, str] = {}
@@ -776,7 +774,8 @@ def _leak_row(row: dict[str, str], mapping: dict[str, str]) -> dict[str, str]:
         value = str(raw).strip()
         if not value:
             continue
-        field = mapping.get(column) or _COLUMN_FIELDS.get(column.strip().lower())
+        field = mapping.get(column) or next((_KIND_FIELDS[k] for k in header_hints(column) if k in _KIND_FIELDS),
+                                            None)
         digits = "".join(c for c in value if c not in " -.()")
         if field is None:
             if is_valid_national_id(digits.upper()):

@@ -159,8 +159,11 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
                 raise NoHandlerError(request.method, request.url.path)
             params = Params(request, route.params)
             body = await read_body(request, limits.max_body_bytes) if route.body else b""
-            exchange.route(route.pattern, path_params, dict(request.query_params), body)
-            return await route.handler(Call(request, session, path_params, params, body)), None
+            call = Call(request, session, path_params, params, body)
+            try:
+                return await route.handler(call), None
+            finally:  # what the audit and the detector learn of the request, from the body already parsed
+                exchange.route(route.pattern, path_params, dict(request.query_params), body, call.parsed)
         except StrongroomError as error:
             return error_response(request, error), error
         except Exception as exc:  # noqa: BLE001 - the last line of defence: log, answer 500, keep serving.

@@ -118,8 +118,19 @@ def split_names(value: Any, what: str) -> list[str]:
     raise IllegalArgumentError(f"[{what}] must be a string or a list of strings")
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    atomic_write(path, data, mode=0o600)
+def _copy_hashing(source: Path, dest: Path) -> tuple[str, int]:
+    """Copy `source` to the new file `dest` (mode 0600, fsynced); returns its (sha256 hex, size)."""
+    sha = hashlib.sha256()
+    size = 0
+    with open(source, "rb") as src, open(dest, "xb") as out:
+        os.fchmod(out.fileno(), 0o600)
+        while chunk := src.read(_CHUNK):
+            sha.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return sha.hexdigest(), size
 
 
 class FsRepository:
@@ -164,19 +175,11 @@ class FsRepository:
 
     def fetch_blob(self, digest: str, size: int, dest: Path) -> None:
         """Copy a blob to `dest` (a new file), checking its size and digest on the way."""
-        sha = hashlib.sha256()
-        copied = 0
         try:
-            with open(self._blob_path(digest), "rb") as src, open(dest, "xb") as out:
-                while chunk := src.read(_CHUNK):
-                    sha.update(chunk)
-                    out.write(chunk)
-                    copied += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            found, copied = _copy_hashing(self._blob_path(digest), dest)
         except FileNotFoundError:
             raise RepositoryError(self.name, f"blob [{digest}] is missing from the repository") from None
-        if copied != size or sha.hexdigest() != digest:
+        if copied != size or found != digest:
             raise RepositoryError(self.name, f"blob [{digest}] is corrupted (its content does not match its digest)")
 
     # -- writing ------------------------------------------------------------------------------
@@ -204,18 +207,8 @@ class FsRepository:
         """Copy a file into the repository under its sha256; returns (digest, size)."""
         blobs = self.location / "blobs"
         tmp = blobs / f".tmp-{uuidlib.uuid4().hex}"
-        sha = hashlib.sha256()
-        size = 0
         try:
-            with open(source, "rb") as src, open(tmp, "xb") as out:
-                os.fchmod(out.fileno(), 0o600)
-                while chunk := src.read(_CHUNK):
-                    sha.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            digest = sha.hexdigest()
+            digest, size = _copy_hashing(source, tmp)
             final = self._blob_path(digest)
             if final.exists():
                 tmp.unlink()
@@ -229,12 +222,12 @@ class FsRepository:
         return digest, size
 
     def write_manifest(self, snapshot_uuid: str, manifest: dict[str, Any]) -> None:
-        _write_file(self.location / "snapshots" / f"{snapshot_uuid}.json",
-                    json.dumps(manifest, ensure_ascii=False).encode())
+        atomic_write(self.location / "snapshots" / f"{snapshot_uuid}.json",
+                     json.dumps(manifest, ensure_ascii=False).encode())
 
     def write_catalog(self, snapshots: list[dict[str, Any]]) -> None:
-        _write_file(self.location / CATALOG, json.dumps({"format": FORMAT, "snapshots": snapshots},
-                                                        ensure_ascii=False, indent=1).encode())
+        atomic_write(self.location / CATALOG, json.dumps({"format": FORMAT, "snapshots": snapshots},
+                                                         ensure_ascii=False, indent=1).encode())
 
     def collect_garbage(self) -> tuple[int, int]:
         """Remove manifests and blobs no catalogued snapshot references; returns (blobs, bytes) removed."""
@@ -364,10 +357,13 @@ class SnapshotService:
             repository.prepare()
         with self._lock:
             registry = dict(self._registry)
-            registry[name] = {"type": "fs", "settings": {**{k: v for k, v in settings.items()},
-                                                         "location": settings["location"]}}
-            atomic_write(self._registry_path, json.dumps(registry, ensure_ascii=False, indent=1).encode())
-            self._registry = registry
+            registry[name] = {"type": "fs", "settings": dict(settings)}
+            self._persist(registry)
+
+    def _persist(self, registry: dict[str, dict[str, Any]]) -> None:
+        """Replace the registry, durably (under `_lock`)."""
+        atomic_write(self._registry_path, json.dumps(registry, ensure_ascii=False, indent=1).encode())
+        self._registry = registry
 
     def repositories(self, names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
         with self._lock:
@@ -395,9 +391,7 @@ class SnapshotService:
             if busy:
                 raise ConcurrentSnapshotError(busy[0], self._running[busy[0]].name,
                                               "trying to unregister a repository that is in use by a snapshot")
-            registry = {n: r for n, r in self._registry.items() if n not in doomed}
-            atomic_write(self._registry_path, json.dumps(registry, ensure_ascii=False, indent=1).encode())
-            self._registry = registry
+            self._persist({n: r for n, r in self._registry.items() if n not in doomed})
         return doomed
 
     def repository(self, name: str) -> FsRepository:

@@ -179,6 +179,18 @@ class _Combos(_Seen):
         return self.recurring > 0 or self.always > 0
 
 
+def _recent_slot(table: OrderedDict[Any, Any], key: Any, cap: int, make: Callable[[], Any]) -> Any:
+    """`key`'s entry in a table kept in least-recently-used order, made by `make()` when missing; the
+    oldest entries go beyond `cap`."""
+    value = table.get(key)
+    if value is None:
+        value = table[key] = make()
+        while len(table) > cap:
+            table.popitem(last=False)
+    table.move_to_end(key)
+    return value
+
+
 class _ShapeState:
     __slots__ = ("walks", "combos", "pages", "paged", "last")
 
@@ -248,12 +260,7 @@ class DumpDetector:
             if not self._enumerable(literal):
                 continue
             key = (literal.field, literal.length)
-            seen = state.walks.get(key)
-            if seen is None:
-                seen = state.walks[key] = _Seen()
-                while len(state.walks) > s.max_fields_per_shape:
-                    state.walks.popitem(last=False)
-            state.walks.move_to_end(key)
+            seen = _recent_slot(state.walks, key, s.max_fields_per_shape, _Seen)
             seen.add(literal.hashed, now, s.max_entries)
             touched[key] = seen
         for (field_name, length), seen in touched.items():
@@ -334,12 +341,7 @@ class DumpDetector:
                 or not math.isfinite(fraction) or fraction < s.spread_fraction:
             return None
         tenant = str(obs.tenant)
-        seen = self._tenants.get(tenant)
-        if seen is None:
-            seen = self._tenants[tenant] = _Seen()
-            while len(self._tenants) > s.max_tenants:
-                self._tenants.popitem(last=False)
-        self._tenants.move_to_end(tenant)
+        seen = _recent_slot(self._tenants, tenant, s.max_tenants, _Seen)
         seen.add(obs.identity, now, s.max_identities_per_tenant)
         seen.expire(now - s.spread_window)
         if len(seen) < s.spread_identities or not self._due(("tenant", tenant), TENANT_SPREAD, now):
@@ -366,21 +368,12 @@ class DumpDetector:
 
     def _shape_state(self, identity: str, fingerprint: str, now: float) -> _ShapeState:
         s = self.settings
-        ident = self._identities.get(identity)
-        if ident is None:
-            ident = self._identities[identity] = _IdentityState()
-            while len(self._identities) > s.max_identities:
-                self._identities.popitem(last=False)
-        self._identities.move_to_end(identity)
+        ident = _recent_slot(self._identities, identity, s.max_identities, _IdentityState)
         ident.last = now
         while ident.shapes and next(iter(ident.shapes.values())).last < now - self._horizon:
             ident.shapes.popitem(last=False)
-        state = ident.shapes.get(fingerprint)
-        if state is None:
-            state = ident.shapes[fingerprint] = _ShapeState(self.settings.sweep_recurrence)
-            while len(ident.shapes) > s.max_shapes_per_identity:
-                ident.shapes.popitem(last=False)
-        ident.shapes.move_to_end(fingerprint)
+        state = _recent_slot(ident.shapes, fingerprint, s.max_shapes_per_identity,
+                             lambda: _ShapeState(s.sweep_recurrence))
         state.last = now
         return state
 

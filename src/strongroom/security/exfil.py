@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -34,12 +35,16 @@ from typing import Any
 import orjson
 
 from ..errors import AuditUnavailableError, StrongroomError, TooManyRequestsError
+from .dumps import Observation
+from .limits import Limits
+from .shapes import describe
 
 log = logging.getLogger("strongroom.exfil")
 SEARCH_ROUTES = {"/_search", "/{index}/_search", "/_count", "/{index}/_count", "/{index}/_explain/{id}",
                  "/{index}/_delete_by_query", "/{index}/_update_by_query", "/_msearch", "/{index}/_msearch",
                  "/{index}/_search/template"}
 MAX_SHAPED_BODY = 1 << 20  # bodies larger than this are not described (still audited, without the query)
+UNLIMITED = Limits()  # admission for identities without limits: blocks still apply
 
 
 @dataclass
@@ -52,7 +57,7 @@ class Guard:
     alerts: Any = None  # alerts.Alerts
     detector: Any = None  # dumps.DumpDetector
     canaries: Any = None  # canaries.CanaryStore
-    literal_key: bytes = field(default_factory=lambda: hashlib.sha256(str(time.time_ns()).encode()).digest())
+    literal_key: bytes = field(default_factory=lambda: os.urandom(32))  # the server passes the persisted one
     dump_action: str = "block"  # block | slow | alert
     block_seconds: float = 3600.0
     slow_seconds: float = 2.0
@@ -134,8 +139,7 @@ class Ledger:
             fresh = [d for d in dict.fromkeys(doc_ids) if (index.name, d) not in self._seen]
         if not fresh:
             return
-        if guard.budgets is not None and self.limits is not None and \
-                (self.limits.records_per_hour is not None or self.limits.records_per_day is not None):
+        if guard.budgets is not None and self.limits is not None and self.limits.tracks_records:
             keys = [guard.record_key(index.seal_uuid, d) for d in fresh]
             try:
                 guard.budgets.charge_records(self.identity, self.limits, keys)
@@ -165,8 +169,7 @@ class Ledger:
     def probe(self) -> None:
         """A query that asks whether a protected value exists."""
         guard = self._guard
-        if guard.budgets is not None and self.limits is not None and \
-                (self.limits.probes_per_hour is not None or self.limits.probes_per_day is not None):
+        if guard.budgets is not None and self.limits is not None and self.limits.tracks_probes:
             try:
                 guard.budgets.charge_probes(self.identity, self.limits, 1)
             except TooManyRequestsError as refused:
@@ -191,10 +194,9 @@ class Described:
     scroll: bool = False
 
 
-def describe_request(guard: Guard, pattern: str, path: dict[str, str], params: dict[str, str], body: bytes
-                     ) -> Described:
-    from .shapes import describe
-
+def describe_request(guard: Guard, pattern: str, path: dict[str, str], params: dict[str, str], body: bytes,
+                     parsed: Any = None) -> Described:
+    """`parsed`: the body as the handler parsed it, if it did (else it is parsed here)."""
     described = Described(indices=[p for p in path.get("index", "").split(",") if p])
     if pattern.startswith("/_search/scroll"):
         described.scroll = True  # a continuation page: the detector counts its records
@@ -204,25 +206,24 @@ def describe_request(guard: Guard, pattern: str, path: dict[str, str], params: d
     described.scroll = "scroll" in params
     parts: list[dict[str, Any]] = []  # per search body (several in _msearch): key → raw value
     if body and len(body) <= MAX_SHAPED_BODY:
-        lines = body.splitlines() if "_msearch" in pattern else [body]
+        lines = body.splitlines() if "_msearch" in pattern or not isinstance(parsed, dict) else [parsed]
         for line in lines:
             try:
-                parsed = orjson.loads(line)
+                entry = line if isinstance(line, dict) else orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
-            if not isinstance(parsed, dict):
+            if not isinstance(entry, dict):
                 continue
-            part = {key: parsed[key] for key in ("query", "post_filter", "aggs", "aggregations", "knn")
-                    if key in parsed}
+            part = {key: entry[key] for key in ("query", "post_filter", "aggs", "aggregations", "knn") if key in entry}
             if part:
                 parts.append(part)
-            if isinstance(parsed.get("from"), int):
-                described.offset = parsed["from"]
-            if isinstance(parsed.get("size"), int):
-                described.size = parsed["size"]
-            if parsed.get("search_after") is not None:
+            if isinstance(entry.get("from"), int):
+                described.offset = entry["from"]
+            if isinstance(entry.get("size"), int):
+                described.size = entry["size"]
+            if entry.get("search_after") is not None:
                 described.search_after = True
-            if parsed.get("scroll") is not None:
+            if entry.get("scroll") is not None:
                 described.scroll = True
     if "q" in params:
         parts.append({"query": {"query_string": {"query": params["q"]}}})
@@ -267,10 +268,8 @@ class Exchange:
         identity = identity_of(principal)
         limits = self._gate.limits_of(principal)
         if guard.budgets is not None:
-            from .limits import Limits
-
             # blocks, rate and concurrency: 429 (blocks apply to unlimited identities too)
-            self._ticket = guard.budgets.admit(identity, limits if limits is not None else Limits())
+            self._ticket = guard.budgets.admit(identity, limits if limits is not None else UNLIMITED)
             delay = guard._slowed.get(identity, 0.0) - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(min(guard.slow_seconds, delay))
@@ -278,10 +277,11 @@ class Exchange:
         self.session = self._gate.session_for(principal, purpose, self.ledger)
         return self.session
 
-    def route(self, pattern: str, path: dict[str, str], params: dict[str, str], body: bytes) -> None:
+    def route(self, pattern: str, path: dict[str, str], params: dict[str, str], body: bytes,
+              parsed: Any = None) -> None:
         self.pattern = pattern
         try:
-            self.described = describe_request(self.guard, pattern, path, params, body)
+            self.described = describe_request(self.guard, pattern, path, params, body, parsed)
         except Exception:  # A description is for the audit and the detector; never fail the request on it.
             log.exception("describing a request for the audit failed")
 
@@ -336,10 +336,8 @@ class Exchange:
     def _detect(self) -> None:
         guard = self.guard
         ledger = self.ledger
-        if guard.detector is None or ledger is None or self.described.shape is None and not ledger.revealed:
+        if guard.detector is None or ledger is None or (self.described.shape is None and not ledger.revealed):
             return
-        from .dumps import Observation
-
         fraction = None
         limits = ledger.limits
         if guard.budgets is not None and limits is not None and limits.records_per_hour:

@@ -471,7 +471,7 @@ class Session:
         self._charge_probe(protectors, node)
         for protector in protectors:
             protector.rewrite(node)
-        node = self._without_canaries(indices, node)
+        node = self._without(self._all_canaries(indices), node)
         if not accesses and not protectors and self.__guard is None:
             return await _run(lambda: sum(index.count(node) for index in indices)), \
                 sum(len(index.shards) for index in indices)
@@ -489,13 +489,13 @@ class Session:
         return tuple(doc_id for doc_id, owner in guard.canary_ids(index.seal_uuid)
                      if not others_only or (owner is not None and owner != me))
 
-    def _without_canaries(self, indices: Sequence[Index], node: Node) -> Node:
-        ids = tuple(doc_id for index in indices for doc_id in self._canaries(index))
-        return Bool(must=(node,), must_not=(Ids(ids),)) if ids else node
+    def _all_canaries(self, indices: Sequence[Index]) -> tuple[str, ...]:
+        return tuple(doc_id for index in indices for doc_id in self._canaries(index))
 
-    def _canaries_matched(self, indices: Sequence[Index], targets: list[Any], node: Node) -> int:
-        ids = tuple(doc_id for index in indices for doc_id in self._canaries(index))
-        return count_matches(targets, Bool(must=(node,), filter=(Ids(ids),))) if ids else 0
+    @staticmethod
+    def _without(canaries: tuple[str, ...], node: Node) -> Node:
+        """`node` with the canaries left out (counts and aggregations never see them)."""
+        return Bool(must=(node,), must_not=(Ids(canaries),)) if canaries else node
 
     # -- limits (exfil.py) ---------------------------------------------------------------------
     def _limits(self) -> Any:
@@ -646,14 +646,16 @@ class Session:
                     targets: list[Any] | None = None) -> SearchOutcome:
         targets = targets if targets is not None else self._targets(indices, accesses)
         result = run_search(targets, request.spec)
+        canaries = self._all_canaries(indices)
         aggregations = None
         if request.aggs:
-            aggregations = run_aggregations(targets, self._without_canaries(indices, request.spec.query), request.aggs,
+            aggregations = run_aggregations(targets, self._without(canaries, request.spec.query), request.aggs,
                                             typed_keys=request.typed_keys)
         hits = self._visible(result.hits, request, indices, accesses, targets)
         total = result.total
-        if total:  # canaries are bait in hits, but never counted
-            total = max(0, total - self._canaries_matched(indices, targets, request.spec.query))
+        if total and canaries:  # canaries are bait in hits, but never counted
+            matched = count_matches(targets, Bool(must=(request.spec.query,), filter=(Ids(canaries),)))
+            total = max(0, total - matched)
         return SearchOutcome(total, result.relation, result.max_score, hits, result.shards, aggregations,
                              timed_out=result.timed_out)
 
@@ -712,8 +714,8 @@ class Session:
         cursor = Cursor(targets, request.spec)
         aggregations = None
         if request.aggs:
-            aggregations = run_aggregations(targets, self._without_canaries(indices, request.spec.query), request.aggs,
-                                            typed_keys=request.typed_keys)
+            aggregations = run_aggregations(targets, self._without(self._all_canaries(indices), request.spec.query),
+                                            request.aggs, typed_keys=request.typed_keys)
         scroll_id = self.__scrolls.open(self._owner, cursor, request, indices, keep_alive, accesses=accesses)
         hits = self._visible(cursor.next_page(request.spec.size), request, indices, accesses, targets)
         total, relation = _tracked(request, cursor.total)

@@ -20,12 +20,14 @@ class Call:
     path: dict[str, str]
     params: Params
     body: bytes
+    parsed: Any = None  # the body as `json_body` parsed it (kept so the audit does not parse it again)
 
     def json(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         return json_response(self.request, body, status, headers)
 
     def json_body(self, *, required: bool = False) -> Any:
-        return parse_json_body(self.body, required=required)
+        self.parsed = parse_json_body(self.body, required=required)
+        return self.parsed
 
 
 def shards_header(total: int, successful: int | None = None, failed: int = 0) -> dict[str, int]:
