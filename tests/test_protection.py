@@ -158,6 +158,20 @@ def test_personal_data_in_unprotected_fields_is_rejected_by_default(session: Ses
     assert not isinstance(results[0].outcome, StrongroomError)
 
 
+def test_a_value_a_protected_field_cannot_take_fails_only_its_item(session: Session) -> None:
+    """In a bulk, a bad value in a blind field is that item's 400 (without the value); the others land."""
+    run(session.create_index("protected-bulk", {}, {"properties": FIELDS}))
+    bad, good = {**resident(900), "birth": "1990-13-45"}, resident(901)
+    writes = [DocWrite("index", "protected-bulk", "bad", bad, orjson.dumps(bad)),
+              DocWrite("index", "protected-bulk", "good", good, orjson.dumps(good))]
+    results, _ = run(session.write(writes, refresh="true"))
+    error = results[0].outcome
+    assert isinstance(error, StrongroomError) and error.status == 400
+    assert "[birth]" in str(error) and "1990-13-45" not in str(error)
+    assert not isinstance(results[1].outcome, StrongroomError)
+    assert run(session.get(GetSpec("protected-bulk", "good"))).doc is not None
+
+
 def test_protect_mode_maps_new_personal_fields_as_blind(session: Session) -> None:
     run(session.create_index("pii-protect", {"pii_detection": "protect"}, {}))
     doc = {"person": {"id_card": "110101199003071233"}, "note": "x"}

@@ -891,8 +891,14 @@ class Session:
                     results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
                     continue
                 screened.append(i)
-            positions = screened
-            requests = [self._request(index, writes[i]) for i in positions]
+            positions, requests = [], []
+            for i in screened:  # a value a protected field cannot take fails its item, not the whole request
+                try:
+                    requests.append(self._request(index, writes[i]))
+                except StrongroomError as exc:
+                    results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
+                    continue
+                positions.append(i)
             outcomes = await _run(index.write, requests) if requests else []
             touched.append((index, outcomes))
             for i, request, outcome in zip(positions, requests, outcomes):
