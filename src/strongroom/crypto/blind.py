@@ -42,34 +42,49 @@ def _b32(mac: bytes) -> str:
 class Tokenizer:
     """Deterministic keyed tokens for one field and variant."""
 
-    __slots__ = ("_hmac", "_memo")
+    __slots__ = ("_hmac", "_memos", "_exact")
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes) or len(key) != 32:
             raise ValueError("a token key is 32 bytes")
         self._hmac = hmac.new(key, digestmod=sha256)  # keyed state, copied per token
-        self._memo: dict[tuple[bytes, str], str] = {}
+        self._memos: dict[bytes, dict[str, str]] = {}  # per tag: text → token
+        self._exact = self._memo(b"x|")
+
+    def _memo(self, tag: bytes) -> dict[str, str]:
+        memo = self._memos.get(tag)
+        if memo is None:
+            memo = self._memos[tag] = {}
+        return memo
+
+    def _mint(self, tag: bytes, text: str, memo: dict[str, str]) -> str:
+        normalized = text if text.isascii() else unicodedata.normalize("NFKC", text)  # NFKC keeps ASCII as is
+        mac = self._hmac.copy()
+        mac.update(tag + normalized.encode("utf-8", "surrogatepass"))
+        token = _b32(mac.digest()[:TOKEN_BYTES])
+        if len(memo) >= MEMO_ENTRIES:
+            memo.clear()
+        memo[text] = token
+        return token
 
     def _token(self, tag: bytes, text: str) -> str:
-        memo = self._memo
-        token = memo.get((tag, text))
-        if token is None:
-            normalized = unicodedata.normalize("NFKC", text).encode("utf-8", "surrogatepass")
-            mac = self._hmac.copy()
-            mac.update(tag + normalized)
-            token = _b32(mac.digest()[:TOKEN_BYTES])
-            if len(memo) >= MEMO_ENTRIES:
-                memo.clear()
-            memo[(tag, text)] = token
-        return token
+        memo = self._memo(tag)
+        token = memo.get(text)
+        return token if token is not None else self._mint(tag, text, memo)
 
     def exact(self, value: str) -> str:
         """The token of a whole value (keyword equality)."""
-        return self._token(b"x|", value)
+        token = self._exact.get(value)
+        return token if token is not None else self._mint(b"x|", value, self._exact)
 
     def terms(self, tokens: list[str]) -> list[str]:
         """The tokens of analyzed terms, in order, so positions (and phrases) survive."""
-        return [self._token(b"x|", token) for token in tokens]
+        memo = self._exact
+        out = []
+        for text in tokens:
+            token = memo.get(text)
+            out.append(token if token is not None else self._mint(b"x|", text, memo))
+        return out
 
     def prefixes(self, value: str, lengths: tuple[int, ...]) -> list[str]:
         """Tokens of the value's prefixes of the given lengths (code points, after NFKC), in the
@@ -77,7 +92,7 @@ class Tokenizer:
         a longer prefix query."""
         if any(type(n) is not int or n < 1 for n in lengths):
             raise ValueError("prefix lengths are positive integers")
-        normalized = unicodedata.normalize("NFKC", value)
+        normalized = value if value.isascii() else unicodedata.normalize("NFKC", value)
         return [self._token(b"p%d|" % n, normalized[:n]) for n in lengths if n <= len(normalized)]
 
     def date_parts(self, iso_date: str) -> list[str]:
