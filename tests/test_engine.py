@@ -142,3 +142,29 @@ def test_deleted_index_leaves_nothing_on_disk(engine: Engine) -> None:
     engine.delete_index("gone")
     assert not path.exists()
     assert not any(p.name.startswith(".") for p in (engine.data_dir / "indices").iterdir())
+
+
+def test_a_search_idle_index_skips_scheduled_refreshes_and_its_next_search_refreshes(engine: Engine) -> None:
+    import time as _time
+    index = engine.create_index("idle", {"index.search.idle.after": "2s", "index.number_of_shards": "1"})
+    explicit = engine.create_index("busy", {"index.search.idle.after": "2s", "index.refresh_interval": "1s"})
+    _time.sleep(2.1)  # both are now unsearched for longer than search.idle.after
+    for target in (index, explicit):
+        put(target, "a", {"n": 1})
+    _time.sleep(1.5)  # more than refresh_interval (1s default) and several refresher ticks
+    assert index.shards[0].needs_refresh()  # search-idle: no commit
+    assert not explicit.shards[0].needs_refresh()  # an explicit refresh_interval always refreshes
+    assert count(index) == 1  # the search refreshed first: what was acknowledged is seen
+    assert not index.shards[0].needs_refresh()
+    # Searched again within search.idle.after: scheduled refreshes come back.
+    put(index, "b", {"n": 2})
+    _time.sleep(1.4)  # the refresh interval (1s) passes, search.idle.after (2s) not
+    assert not index.shards[0].needs_refresh()
+    # Idle again, a refresh=wait_for write is still answered by the next scheduled refresh.
+    _time.sleep(0.8)
+    (outcome,) = index.write([WriteRequest("index", "c", {"n": 3}, orjson.dumps({"n": 3}))])
+    waiting = index.wait_for_refresh({0: outcome.result.seq_no})
+    assert index.search_idle()
+    for future in waiting:
+        future.result(timeout=3)
+    assert not index.shards[0].needs_refresh()

@@ -85,6 +85,9 @@ INDEX_SETTINGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     # Accepted for compatibility: documents are routed by hash modulo number_of_shards.
     "index.number_of_routing_shards": ("1", lambda v, k: _int_setting(v, k, 1, 1024)),
     "index.refresh_interval": ("1s", parse_time_value),
+    # Elasticsearch's search-idle shards: with no explicit refresh_interval, an index nobody searched for
+    # this long skips scheduled refreshes (each is a tantivy commit), and its next search refreshes first.
+    "index.search.idle.after": ("30s", parse_time_value),
     "index.max_result_window": ("10000", lambda v, k: _int_setting(v, k, 1, 2**31 - 1)),
     "index.mapping.total_fields.limit": ("1000", lambda v, k: _int_setting(v, k, 1, 100_000)),
     "index.mapping.depth.limit": ("20", lambda v, k: _int_setting(v, k, 1, 100)),
@@ -120,7 +123,8 @@ def flatten_settings(body: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-DYNAMIC_SETTINGS = frozenset({"index.number_of_replicas", "index.refresh_interval", "index.max_result_window",
+DYNAMIC_SETTINGS = frozenset({"index.number_of_replicas", "index.refresh_interval", "index.search.idle.after",
+                              "index.max_result_window",
                               "index.mapping.total_fields.limit", "index.mapping.depth.limit",
                               "index.max_docvalue_fields_search", "index.max_regex_length", "index.max_terms_count",
                               "index.highlight.max_analyzed_offset", "index.pii_detection"})
@@ -237,6 +241,7 @@ class Index:
                              writer_threads=writer_threads)
                        for n in range(int(self.setting("index.number_of_shards")))]
         self.last_refresh = time.monotonic()
+        self.last_search = time.monotonic()
 
     # -- metadata --------------------------------------------------------------------------
     @staticmethod
@@ -517,6 +522,7 @@ class Index:
 
     def count(self, node: Node) -> int:
         total = 0
+        self.searching()
         for shard in self.shards:
             searcher = shard.searcher
             query = shard.exclude_checkpoint(self.compiler(shard, searcher).compile(node))
@@ -527,6 +533,26 @@ class Index:
         for shard in self.shards:
             shard.refresh()
         self.last_refresh = time.monotonic()
+
+    def search_idle(self, now: float | None = None) -> bool:
+        """Whether scheduled refreshes are skipped: no explicit refresh_interval, and no search for
+        `index.search.idle.after` (as Elasticsearch 7+)."""
+        if "index.refresh_interval" in self.settings:
+            return False
+        after = parse_time_value(self.setting("index.search.idle.after"), "index.search.idle.after")
+        return after is not None and (now if now is not None else time.monotonic()) - self.last_search >= after
+
+    def stale_for_search(self) -> bool:
+        """A search now would first have to refresh (search-idle, with writes not yet searchable)."""
+        return self.search_idle() and any(shard.needs_refresh() for shard in self.shards)
+
+    def searching(self) -> None:
+        """Called before a search takes the shards' searchers: a search-idle index with pending writes
+        refreshes first, so a search always sees what was acknowledged before the idle period ended."""
+        stale = self.stale_for_search()
+        self.last_search = time.monotonic()
+        if stale:
+            self.refresh()
 
     def refresh_shards(self, numbers: Sequence[int]) -> None:
         for number in numbers:

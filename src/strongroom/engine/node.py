@@ -179,6 +179,10 @@ class Engine:
                 interval = index.refresh_interval
                 if interval is None or now - index.last_refresh < interval:
                     continue
+                if index.search_idle(now) and not any(shard.has_waiters for shard in index.shards):
+                    # Nobody searches it: no commit until a search, a refresh=wait_for write, or the
+                    # shard's own bound on unrefreshed operations (max_unrefreshed) asks for one.
+                    continue
                 try:
                     if any(shard.needs_refresh() for shard in index.shards):
                         index.refresh()

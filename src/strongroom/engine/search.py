@@ -138,6 +138,7 @@ def targets_for(indices: Sequence[Index], *, restrictions: dict[str, Node | None
         restriction = (restrictions or {}).get(index.name)
         transform = (transforms or {}).get(index.name)
         reveal = (reveals or {}).get(index.name)
+        index.searching()
         for shard in index.shards:
             out.append(Target(index, shard, shard.searcher, len(out), restriction, transform, reveal))
     return out

@@ -570,6 +570,11 @@ class Shard:
     def needs_refresh(self) -> bool:
         return self._applied_seq != self._committed_seq
 
+    @property
+    def has_waiters(self) -> bool:
+        """Whether a refresh=wait_for write waits for the next refresh."""
+        return bool(self._waiters)
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
