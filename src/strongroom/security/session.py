@@ -25,7 +25,7 @@ from ..engine.aggs import run_aggregations
 from ..engine.analysis import analyze_text
 from ..engine.node import Engine
 from ..engine.index import parse_time_value
-from ..engine.plan import Bool, Ids, MatchAll, Node
+from ..engine.plan import Bool, ConstantScore, Ids, MatchAll, Node, Term, Terms
 from ..engine.search import Cursor, count_matches, explain, matching_ids, run_search, targets_for
 from ..engine.shard import NOOP, Conditions, OpResult, StoredDoc
 from ..errors import (ActionRequestValidationError, MapperParsingError, AuthorizationError, IllegalArgumentError, IndexNotFoundError,
@@ -116,6 +116,36 @@ class Resolution:
 
 async def _run(fn: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(fn, *args)
+
+
+# Lookups bounded by a few postings run on the event loop: handing them to a worker thread and back
+# costs 0.1-0.3 ms, more than the lookup itself (see docs/performance.md). Anything whose cost grows
+# with the data (full text, ranges, sorts, aggregations, deep pages) still goes to a worker thread,
+# so a long search never stalls the loop.
+INLINE_MAX_HITS = 100
+INLINE_MAX_VALUES = 64
+
+
+def is_lookup(node: Node) -> bool:
+    """Whether a query is answered from the postings of a few exact values (ids, term, short terms)."""
+    if isinstance(node, (Term, Ids)):
+        return not isinstance(node, Ids) or len(node.values) <= INLINE_MAX_VALUES * 16
+    if isinstance(node, Terms):
+        return len(node.values) <= INLINE_MAX_VALUES
+    if isinstance(node, ConstantScore):
+        return is_lookup(node.filter)
+    if isinstance(node, Bool):
+        required = (*node.must, *node.filter)
+        return not node.should and any(is_lookup(n) for n in required) and \
+            all(is_lookup(n) for n in (*required, *node.must_not))
+    return False
+
+
+def _inline(request: SearchRequest) -> bool:
+    spec = request.spec
+    return (spec.offset + spec.size <= INLINE_MAX_HITS and not request.aggs and request.highlight is None
+            and spec.sort is None and spec.post_filter is None and not spec.explain and spec.timeout is None
+            and is_lookup(spec.query))
 
 
 class Session:
@@ -556,6 +586,8 @@ class Session:
             check_keep_alive(keep_alive)
             self._check_context(indices, keep_alive, export=True)
             return await _run(self._open_scroll, indices, request, keep_alive, accesses)
+        if _inline(request) and not any(index.stale_for_search() for index in indices):
+            return self._search_now(indices, request, accesses)
         return await _run(self._search_now, indices, request, accesses)
 
     def _search_indices(self, expression: str | None, request: SearchRequest, options: dict[str, Any]
@@ -902,7 +934,7 @@ class Session:
             outcomes = await _run(index.write, requests) if requests else []
             touched.append((index, outcomes))
             for i, request, outcome in zip(positions, requests, outcomes):
-                source = outcome.source
+                source = outcome.source if writes[i].op == "update" else None  # only updates echo it back
                 if source is not None and request.doc_id is not None:  # what the api may echo back: opened
                     source = self.__vault.open(index, request.doc_id, source)
                 results[i] = WriteResult(name, request.doc_id, writes[i].op, outcome.result, source)
@@ -1092,11 +1124,13 @@ class Session:
                 if refresh and index.name not in refreshed:
                     await _run(index.refresh)
                     refreshed.add(index.name)
-                doc = await _run(functools.partial(index.get, spec.doc_id, routing=spec.routing, realtime=realtime))
+                # A get by id is one term lookup (or a version-map hit): on the loop, see is_lookup.
+                doc = index.get(spec.doc_id, routing=spec.routing, realtime=realtime)
                 doc_filter = None
                 access = accesses.get(index.name)
                 if doc is not None and access is not None:
                     # Outside the caller's document query a document answers exactly like a missing one.
+                    # (On a worker thread: it may have to refresh the shard, which waits for writers.)
                     doc, doc_filter = await _run(self._guarded, index, access, spec, doc)
                 if doc is not None and spec.version is not None:
                     self._check_get_version(index, spec, doc)
