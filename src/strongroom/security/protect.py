@@ -31,7 +31,7 @@ from ..crypto.blind import Tokenizer
 from ..crypto.keys import DataKeys
 from ..engine import analysis
 from ..engine.aggs import AggNode, TopHitsAgg
-from ..engine.dates import DateFormat, parse_date_math
+from ..engine.dates import DEFAULT_FORMAT, DateFormat, parse_date_math
 from ..engine.index import Index
 from ..engine.mapping import FieldType
 from ..engine.plan import (ConstantScore, DisMax, Exists, Fuzzy, Ids, Match, MatchAll,
@@ -55,6 +55,13 @@ class ProtectedFieldError(RequestError):
             "it is searched through keyed tokens: exact values (term, terms, match), match_phrase on text, " \
             "declared prefix lengths and date parts only"
         super().__init__(f"field [{path}] is protected ({level}): {what} cannot be answered on it; {hint}")
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Date formats whose first reading of "YYYY-MM-DD" is that day at UTC midnight.
+_ISO_FIRST = frozenset({DEFAULT_FORMAT, "strict_date_optional_time", "date_optional_time", "strict_date", "date",
+                        "yyyy-MM-dd", "strict_date||epoch_millis", "date_optional_time||epoch_millis"})
 
 
 class Protector:
@@ -110,8 +117,16 @@ class Protector:
         return str(converted)
 
     def _date_text(self, field: FieldType, value: Any) -> str:
+        if type(value) is str and _ISO_DAY.fullmatch(value) and field.params.get("format", DEFAULT_FORMAT) in _ISO_FIRST:
+            try:  # the common case, "1990-05-17" under a format that reads it first as that day (UTC)
+                return dt.date.fromisoformat(value).isoformat()
+            except ValueError:
+                pass  # not a calendar date: the field's own parsing decides (and names the field)
         millis = int(self._exact_text(field, value))
-        return (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=millis)).date().isoformat()
+        try:
+            return (_EPOCH + dt.timedelta(milliseconds=millis)).date().isoformat()
+        except OverflowError:  # a date the field parses but a calendar date cannot hold (year 0, 10000…)
+            raise MapperParsingError(f"failed to parse field [{field.path}] of type [{field.type}]") from None
 
     def _analyze(self, field: FieldType, text: Any, *, search: bool) -> list[str]:
         name = (field.params.get("search_analyzer") if search else None) or field.params.get("analyzer") or "default"
