@@ -46,6 +46,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -58,7 +59,7 @@ from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..engine.fsutil import atomic_write, fsync_dir, make_dirs
@@ -139,9 +140,7 @@ def load_audit_public_key(config_dir: Path) -> Ed25519PublicKey:
 
 # -- encoding --------------------------------------------------------------------------------------
 def _sha256_hex(data: bytes) -> str:
-    digest = hashes.Hash(hashes.SHA256())
-    digest.update(data)
-    return digest.finalize().hex()
+    return hashlib.sha256(data).hexdigest()  # OpenSSL's SHA-256 through the standard library (one call per record)
 
 
 def _canonical(obj: dict[str, Any]) -> bytes:
@@ -159,8 +158,8 @@ def _checkpoint_message(seq: int, chain_hash: str, when: str) -> bytes:
 
 def _iso(seconds: float) -> str:
     ms = int(seconds * 1000)
-    moment = dt.datetime.fromtimestamp(ms // 1000, tz=dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+    t = time.gmtime(ms // 1000)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms % 1000:03d}Z"
 
 
 def _time_ms(text: Any) -> int | None:

@@ -284,8 +284,9 @@ class DumpDetector:
             return None
         state.combos.add(combo, now, s.max_entries)
         state.combos.expire(now - s.sweep_window)
-        if len(state.combos) < s.sweep_combinations or not state.combos.candidate:
-            return None
+        if len(state.combos) < s.sweep_combinations or not state.combos.candidate or \
+                self._cooling(("identity", obs.identity), SWEEP, now):
+            return None  # (the projection below is linear in the window: not while the finding cools down)
         # Set aside exact values asked in fewer than `sweep_recurrence` combinations: lookups.
         combos = state.combos.items
         recurring = state.combos.counts
@@ -356,6 +357,10 @@ class DumpDetector:
                        tenant=tenant)
 
     # -- state ------------------------------------------------------------------------------
+    def _cooling(self, scope: tuple[str, str], pattern: str, now: float) -> bool:
+        until = self._cooldowns.get((scope[0], scope[1], pattern))
+        return until is not None and until > now
+
     def _due(self, scope: tuple[str, str], pattern: str, now: float) -> bool:
         """True (and starts the cooldown) unless this scope reported this pattern recently."""
         key = (scope[0], scope[1], pattern)
