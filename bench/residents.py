@@ -339,6 +339,50 @@ class Server:
         self.log.close()
 
 
+FLOOR_APP = """
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+async def ok(request):
+    await request.body()
+    return Response(b'{"ok":true}', media_type="application/json")
+
+app = Starlette(routes=[Route("/{path:path}", ok, methods=["GET", "POST"])])
+"""
+
+
+class Floor:
+    """The HTTPS floor: a trivial Starlette endpoint on uvicorn with Strongroom's TLS settings and
+    certificate, in its own process; the same client measures it, so its latency is what any answer
+    over this stack costs before Strongroom does anything."""
+
+    def __init__(self, server: Server) -> None:
+        certs = server.root / "config" / "certs"
+        (server.root / "floor_app.py").write_text(FLOOR_APP)
+        code = ("import sys, ssl, uvicorn; sys.path.insert(0, sys.argv[1]); from floor_app import app;"
+                "c = uvicorn.Config(app, host='127.0.0.1', port=0, log_level='warning', access_log=False, "
+                "lifespan='off', server_header=False, ssl_certfile=sys.argv[2], ssl_keyfile=sys.argv[3], "
+                "ssl_ciphers='ECDHE+AESGCM:ECDHE+CHACHA20'); c.load(); s = uvicorn.Server(c);"
+                "import asyncio\nasync def main():\n t = asyncio.create_task(s.serve())\n"
+                " while not s.started: await asyncio.sleep(0.02)\n"
+                " print('port', s.servers[0].sockets[0].getsockname()[1], flush=True)\n await t\n"
+                "asyncio.run(main())")
+        self.process = subprocess.Popen([sys.executable, "-c", code, str(server.root), str(certs / "http.crt"),
+                                         str(certs / "http.key")], stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if not line.startswith("port "):
+            self.process.kill()
+            raise RuntimeError("the floor server did not start")
+        self.port = int(line.split()[1])
+        self.context = server.context
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
 class Connection:
     """One keep-alive HTTPS connection with basic authentication."""
 
@@ -427,8 +471,23 @@ def bulk_bodies(rows: Sequence[Row]) -> list[bytes]:
     return bodies
 
 
+def items_count(work: dict[str, list[dict[str, Any]]]) -> int:
+    return len(next(iter(work.values())))
+
+
+def measure_get(port: int, context: ssl.SSLContext, count: int, clients: list[int]) -> dict[str, Any]:
+    """`GET /` over keep-alive HTTPS, timed as the query classes are."""
+    out = {}
+    for n in clients:
+        conns = [Connection(port, context) for _ in range(n)]
+        out[str(n)] = run_clients([lambda _p, c=c: c.call("GET", "/") for c in conns], [{}] * count)
+        for c in conns:
+            c.close()
+    return out
+
+
 def strongroom_run(rows: Sequence[Row], work: dict[str, list[dict[str, Any]]], clients: list[int],
-                   root: Path) -> dict[str, Any]:
+                   root: Path, bulk_clients: int = 2) -> dict[str, Any]:
     from strongroom.demo import RESIDENTS_BODY
 
     server = Server(root)
@@ -437,13 +496,30 @@ def strongroom_run(rows: Sequence[Row], work: dict[str, list[dict[str, Any]]], c
         conn.call("PUT", f"/{INDEX}", orjson.dumps(RESIDENTS_BODY))
         bodies = bulk_bodies(rows)
         sampler = Sampler(lambda: server.status("VmRSS"))
+        loaders = [server.connection() for _ in range(bulk_clients)]
+        failures: list[BaseException] = []
+
+        def load(k: int) -> None:
+            try:
+                for body in bodies[k::bulk_clients]:
+                    result = loaders[k].call("POST", f"/{INDEX}/_bulk", body, ndjson=True)
+                    if result["errors"]:
+                        raise RuntimeError(f"bulk errors: {orjson.dumps(result)[:500]!r}")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
         started = time.perf_counter()
-        for body in bodies:
-            result = conn.call("POST", f"/{INDEX}/_bulk", body, ndjson=True)
-            if result["errors"]:
-                raise RuntimeError(f"bulk errors: {orjson.dumps(result)[:500]!r}")
+        threads = [threading.Thread(target=load, args=(k,)) for k in range(bulk_clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
         conn.call("POST", f"/{INDEX}/_refresh")
         load_seconds = time.perf_counter() - started
+        for loader in loaders:
+            loader.close()
         memory = {"load_vmrss_sampled_peak_bytes": sampler.stop(), "load_vmhwm_bytes": server.status("VmHWM")}
         conn.close()
 
@@ -465,8 +541,14 @@ def strongroom_run(rows: Sequence[Row], work: dict[str, list[dict[str, Any]]], c
                     c.close()
         memory["queries_vmrss_sampled_peak_bytes"] = sampler.stop()
         memory["queries_vmhwm_bytes"] = server.status("VmHWM") if reset else None
+        floors = {"strongroom_root": measure_get(server.port, server.context, items_count(work), clients)}
+        floor = Floor(server)
+        try:
+            floors["starlette"] = measure_get(floor.port, floor.context, items_count(work), clients)
+        finally:
+            floor.stop()
         return {"bulk_docs_per_s": len(rows) / load_seconds, "load_seconds": load_seconds, "memory": memory,
-                "index_bytes": server.index_bytes(), "classes": classes}
+                "index_bytes": server.index_bytes(), "classes": classes, "floors": floors}
     finally:
         server.stop()
 
@@ -507,7 +589,7 @@ def ratios(ours: dict[str, Any], raw: dict[str, Any], clients: list[int]) -> dic
 def markdown(report: dict[str, Any]) -> str:
     clients = report["clients"]
     first = str(clients[0])
-    head = ["query class", "raw p50 ms", "p50 ms", "p95 ms", "p99 ms", "p50 ratio",
+    head = ["query class", "raw p50 ms", "p50 ms", "p95 ms", "p99 ms", "p50 ratio", "added p50 ms",
             *(f"req/s {n} client{'s' if n > 1 else ''}" for n in clients)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cls, label in CLASSES.items():
@@ -515,8 +597,15 @@ def markdown(report: dict[str, Any]) -> str:
         ours, raw = entry["strongroom"], entry["raw"]
         cells = [label, f"{raw[first]['p50_ms']:.3g}", f"{ours[first]['p50_ms']:.3g}",
                  f"{ours[first]['p95_ms']:.3g}", f"{ours[first]['p99_ms']:.3g}", f"{entry['ratios']['p50_ms']:.0f}×",
+                 f"{ours[first]['p50_ms'] - raw[first]['p50_ms']:.2f}",
                  *(f"{ours[str(n)]['req_per_s']:,.0f}" for n in clients)]
         lines.append("| " + " | ".join(cells) + " |")
+    for key, label in (("starlette", "HTTPS floor: trivial Starlette `GET /` (own process)"),
+                       ("strongroom_root", "Strongroom `GET /` (auth, audit, no search)")):
+        floor = report["floors"][key]
+        lines.append("| " + " | ".join([label, "", f"{floor[first]['p50_ms']:.3g}", f"{floor[first]['p95_ms']:.3g}",
+                                         f"{floor[first]['p99_ms']:.3g}", "", "",
+                                         *(f"{floor[str(n)]['req_per_s']:,.0f}" for n in clients)]) + " |")
     load, mem = report["load"], report["strongroom_memory"]
     mib = 1 << 20
     queries_peak = mem["queries_vmhwm_bytes"] or mem["queries_vmrss_sampled_peak_bytes"]
@@ -530,10 +619,53 @@ def markdown(report: dict[str, Any]) -> str:
               f"{report['disk']['raw_bytes_per_million'] / mib:,.0f} | {report['disk']['ratio']:.2f}× |",
               f"| server peak RSS during load, MiB | {mem['load_vmhwm_bytes'] / mib:,.0f} | | |",
               f"| server peak RSS during queries, MiB | {queries_peak / mib:,.0f} | | |",
+              "", "| issue-9 target | measured | met |", "|---|---|---|",
+              *(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in report["targets"]),
               "", f"{report['residents']:,} residents, {report['queries']:,} queries per class and client count; "
-              f"p50/p95/p99 with {clients[0]} client(s); ratio = Strongroom p50 / raw tantivy p50. "
+              f"p50/p95/p99 with {clients[0]} client(s); ratio = Strongroom p50 / raw tantivy p50; added = Strongroom "
+              f"p50 − raw p50; bulk load over {report['bulk_clients']} connection(s). "
               f"{report['machine']['summary']}. Command: `{report['command']}`."]
     return "\n".join(lines) + "\n"
+
+
+# The best peer p50 (ms) the issue lists for the full-text classes (SQLite FTS5, PostgreSQL, Sphinx,
+# Xapian; 1M residents on this machine), and the best peer bulk rate.
+PEER_BEST_P50 = {"address": 0.88, "case_notes": 7.3}
+PEER_BEST_BULK = 29_000
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 9's targets that one run can check (the 10M ones need a 10M run)."""
+    first = str(report["clients"][0])
+    cls = report["classes"]
+
+    def ours(name: str, key: str = "p50_ms", n: str = first) -> float:
+        return cls[name]["strongroom"][n][key]
+
+    out = []
+    for name in ("national_id", "phone"):
+        out.append({"target": f"1. {CLASSES[name]}: p50 ≤ 1 ms, p99 ≤ 3 ms",
+                    "measured": f"p50 {ours(name):.2f} ms, p99 {ours(name, 'p99_ms'):.2f} ms",
+                    "met": ours(name) <= 1 and ours(name, "p99_ms") <= 3})
+    for name, best in PEER_BEST_P50.items():
+        out.append({"target": f"2. {CLASSES[name]}: p50 below every peer (best {best} ms)",
+                    "measured": f"p50 {ours(name):.2f} ms", "met": ours(name) < best})
+    for name in ("full_name", "name_place_year"):
+        out.append({"target": f"2. {CLASSES[name]}: p50 ≤ 1 ms", "measured": f"p50 {ours(name):.2f} ms",
+                    "met": ours(name) <= 1})
+    added = {name: ours(name) - cls[name]["raw"][first]["p50_ms"] for name in CLASSES}
+    worst = max(added, key=added.__getitem__)
+    out.append({"target": "3. added p50 over raw tantivy ≤ 0.5 ms, every class",
+                "measured": f"worst {added[worst]:.2f} ms ({CLASSES[worst]})", "met": added[worst] <= 0.5})
+    load = report["load"]
+    out.append({"target": f"4. bulk ≥ 33,000 docs/s, above every peer ({PEER_BEST_BULK:,}) and ≥ 0.5× raw 2 threads",
+                "measured": f"{load['strongroom_docs_per_s']:,.0f} docs/s, {load['ratio_2_threads']:.2f}× raw",
+                "met": load["strongroom_docs_per_s"] >= 33_000 and load["ratio_2_threads"] >= 0.5})
+    if "2" in cls["national_id"]["strongroom"]:
+        rate = min(ours(name, "req_per_s", "2") for name in ("national_id", "phone"))
+        out.append({"target": "7. ≥ 3,000 exact lookups/s with 2 clients", "measured": f"{rate:,.0f}/s",
+                    "met": rate >= 3000})
+    return out
 
 
 def chart(report: dict[str, Any], path: Path) -> None:
@@ -549,6 +681,8 @@ def chart(report: dict[str, Any], path: Path) -> None:
     x = range(len(names))
     ax.bar([i - 0.2 for i in x], raw, width=0.4, label="raw tantivy (in-process)")
     ax.bar([i + 0.2 for i in x], ours, width=0.4, label="Strongroom (HTTPS, auth, sealing, blind tokens)")
+    ax.axhline(report["floors"]["starlette"][first]["p50_ms"], color="grey", linestyle="--", linewidth=1,
+               label="HTTPS floor (trivial Starlette endpoint)")
     ax.set_yscale("log")
     ax.set_ylim(top=max(ours + raw) * 20)  # room for the legend above the bars
     ax.set_ylabel("p50 latency, ms (log scale)")
@@ -565,18 +699,19 @@ def main() -> None:
     parser.add_argument("--residents", type=int, default=100_000)
     parser.add_argument("--clients", default="1,2", help="Concurrent client counts, comma separated.")
     parser.add_argument("--queries", type=int, default=2000, help="Queries per class and client count.")
+    parser.add_argument("--bulk-clients", type=int, default=2, help="Concurrent _bulk connections while loading.")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "results")
     args = parser.parse_args()
     clients = [int(n) for n in args.clients.split(",")]
-    if not clients or min(clients) < 1 or args.queries < 1 or args.residents < 1:
-        parser.error("--residents, --queries and every --clients count must be positive")
+    if not clients or min(clients) < 1 or args.queries < 1 or args.residents < 1 or args.bulk_clients < 1:
+        parser.error("--residents, --queries, --bulk-clients and every --clients count must be positive")
 
     rows = residents(args.residents)
     work = workload(rows, args.queries)
     tmp = Path(tempfile.mkdtemp(prefix="strongroom-residents-"))
     try:
         raw = raw_run(rows, work, clients, tmp / "tantivy")
-        ours = strongroom_run(rows, work, clients, tmp / "strongroom")
+        ours = strongroom_run(rows, work, clients, tmp / "strongroom", args.bulk_clients)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -584,7 +719,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": " ".join([".venv/bin/python", *sys.argv]),
-        "residents": len(rows), "queries": args.queries, "clients": clients,
+        "residents": len(rows), "queries": args.queries, "clients": clients, "bulk_clients": args.bulk_clients,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "machine": platform.machine(),
                     "python": platform.python_version(), "tantivy": getattr(tantivy, "__version__", "?"),
                     "summary": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"},
@@ -592,6 +727,7 @@ def main() -> None:
                  "ratio_1_thread": ours["bulk_docs_per_s"] / raw["bulk_docs_per_s"]["1"],
                  "ratio_2_threads": ours["bulk_docs_per_s"] / raw["bulk_docs_per_s"]["2"]},
         "strongroom_memory": ours["memory"],
+        "floors": ours["floors"],
         "disk": {"strongroom_bytes": ours["index_bytes"], "raw_bytes": raw["index_bytes"],
                  "strongroom_bytes_per_million": ours["index_bytes"] * per_million,
                  "raw_bytes_per_million": raw["index_bytes"] * per_million,
@@ -602,6 +738,7 @@ def main() -> None:
                           "example": orjson.loads(es_request(cls, work[cls][0])[2])}
                     for cls, label in CLASSES.items()},
     }
+    report["targets"] = targets(report)
     table = markdown(report)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

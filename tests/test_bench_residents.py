@@ -39,7 +39,12 @@ def test_residents_benchmark_runs_and_reports_every_class(tmp_path: Path) -> Non
     assert report["strongroom_memory"]["load_vmhwm_bytes"] > 0
     assert report["disk"]["strongroom_bytes_per_million"] > 0
     assert report["machine"]["cpus"] and "bench/residents.py --residents 3000" in report["command"]
+    for floor in ("starlette", "strongroom_root"):
+        assert all(report["floors"][floor][n]["p50_ms"] > 0 for n in ("1", "2")), floor
+    assert {t["target"][:2] for t in report["targets"]} == {"1.", "2.", "3.", "4.", "7."}
+    assert all(isinstance(t["met"], bool) and t["measured"] for t in report["targets"])
 
     assert report_path.with_suffix(".png").stat().st_size > 0
     assert report_path.with_suffix(".md").read_text() in done.stdout
     assert "| exact national ID (term) |" in done.stdout and "| _mget of 10 ids |" in done.stdout
+    assert "| HTTPS floor: trivial Starlette `GET /` (own process) |" in done.stdout
