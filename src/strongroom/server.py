@@ -30,6 +30,7 @@ from .doctor import Deployment, DoctorMonitor, is_loopback
 from .engine.fsutil import atomic_write, make_dirs
 from .engine.node import Engine, EngineStartError
 from .errors import InternalError
+from .security.console import ConsoleSessions
 from .security.exfil import Guard, build_guard
 from .security.gate import Gate
 from .security.vault import Vault
@@ -176,7 +177,8 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
         deployment.audit = guard.audit_probe
         gate = Gate(engine, users, throttle=throttle, cluster_info=_node_info(data_dir), doctor=doctor.report,
                     mask_key=mask_key, vault=vault, snapshot_roots=[Path(p) for p in settings["path.repo"]],
-                    protected_dirs=[config_dir], guard=guard)
+                    protected_dirs=[config_dir], guard=guard,
+                    console=ConsoleSessions(users, idle_seconds=float(settings["console.idle_timeout_seconds"])))
     except BaseException:
         os.close(lock_fd)
         raise

@@ -108,6 +108,8 @@ SETTINGS: tuple[Setting, ...] = (
             "is delayed (exponentially, up to security.login_max_delay_seconds).", _positive_int),
     Setting("security.login_max_delay_seconds", 8, "Longest delay imposed on a login attempt after failures.",
             _positive_int),
+    Setting("console.idle_timeout_seconds", 900, "A web console session ends after this many seconds without a "
+            "request (and always 8 hours after login).", _positive_int),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 CONFIG_FILE = "strongroom.toml"

@@ -18,6 +18,7 @@ from starlette.routing import Route as StarletteRoute
 from ..errors import AuditUnavailableError, MethodNotAllowedError, NoHandlerError, StrongroomError
 from ..security.exfil import Exchange
 from ..security.gate import Gate
+from .console import Console, claim_of, is_console_path, no_basic_dialog, with_headers
 from .handlers import Call, bulk, cluster, documents, indices, search, security, snapshots, watch
 from .router import Router
 from .wire import Params, error_response, internal_error, read_body
@@ -43,6 +44,7 @@ def build_router() -> Router:
     r.add(["GET", "POST"], ["/_strongroom/keys/{index}/_rotate"], indices.rotate_keys, params=("reseal_only",))
     w = watch
     r.add(["GET"], ["/_strongroom/audit"], w.audit, params=w.AUDIT_PARAMS)
+    r.add(["GET"], ["/_strongroom/audit/_verify"], w.verify_audit)
     r.add(["GET"], ["/_strongroom/alerts"], w.alerts, params=w.ALERT_PARAMS)
     r.add(["GET"], ["/_strongroom/blocks"], w.blocks)
     r.add(["PUT", "POST"], ["/_strongroom/blocks/{id}"], w.block, body=True)
@@ -132,11 +134,15 @@ def build_router() -> Router:
 def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
     limits = limits or ApiLimits()
     router = build_router()
+    console = Console()  # the web console under /_console/ (console.py), through the same exchange
 
     async def dispatch(request: Request) -> Response:
         client = request.client.host if request.client else "unknown"
         exchange = gate.exchange(request.method, request.url.path, client)
         response, failure = await serve(request, exchange)
+        if is_console_path(request.url.path) or claim_of(request) is not None:
+            with_headers(response)  # CSP, nosniff, no-store: console pages and every answer to the console
+        no_basic_dialog(request, response)
         try:
             # The audit record is written before the response leaves; if it cannot be, a 503 leaves instead.
             exchange.close(response.status_code, failure)
@@ -150,8 +156,10 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
         route = None
         try:
             raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
+            if is_console_path(raw_path):
+                return await console.serve(request, exchange, raw_path), None
             session = await exchange.open(request.headers.get("authorization"),
-                                          request.headers.get("x-strongroom-purpose"))
+                                          request.headers.get("x-strongroom-purpose"), console=claim_of(request))
             route, path_params, allowed = router.resolve(request.method, raw_path)
             if route is None:
                 if allowed:

@@ -65,6 +65,8 @@ BAD_HASH = ("The provided password hash is not a hash or it could not be resolve
             "algorithm. The supported password hash algorithm is [argon2id], with m >= 7168 KiB, "
             "m*t >= 35840, m <= 262144 KiB, t <= 10 and p <= 16")
 
+PASSWORD_AUTHS = ("basic", "console")  # who authenticated with a password (console: at login)
+
 
 class SecurityRefusedError(AuthorizationError):
     """403 `security_exception` with a reason of its own: understood, authenticated, and refused."""
@@ -230,7 +232,7 @@ class SecurityAdmin:
         me = self.principal
         target = me.name if name is None else name
         body = _object(body, PASSWORD_KEYS, "failed to parse change password request")
-        if me.auth != "basic" and target == me.name:
+        if me.auth not in PASSWORD_AUTHS and target == me.name:
             raise SecurityRefusedError("only a user who authenticated with a password may change it; "
                                        "API keys and internal identities cannot")
         if target != me.name or "password_hash" in body:
@@ -283,7 +285,7 @@ class SecurityAdmin:
     async def create_api_key(self, body: Any) -> dict[str, Any]:
         """A new key for the caller. The secret is in this answer only; the store keeps a digest."""
         me = self.principal
-        if me.auth != "basic":
+        if me.auth not in PASSWORD_AUTHS:
             raise SecurityRefusedError("only a user who authenticated with a password may create API keys; "
                                        "an API key cannot create another one")
         self._policy.authorize_cluster(me, API_KEY_OWN)

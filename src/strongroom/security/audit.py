@@ -540,6 +540,11 @@ class AuditLog:
         return found
 
     @property
+    def public_key(self) -> Ed25519PublicKey:
+        """The checkpoints' verification key (for `verify` of this log while it runs)."""
+        return self._key.public_key()
+
+    @property
     def next_seq(self) -> int:
         return self._next_seq
 

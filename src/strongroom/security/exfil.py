@@ -258,11 +258,37 @@ class Exchange:
         self._ticket: Any = None
         self.pattern: str | None = None
         self.described = Described()
+        self.console: Any = None  # console.ConsoleSession of a cookie-authenticated request
 
-    async def open(self, authorization: str | None, purpose: str | None) -> Any:
-        guard = self.guard
-        principal = await self._gate.authenticate(authorization, self.address, self.path)
+    async def open(self, authorization: str | None, purpose: str | None, console: Any = None) -> Any:
+        """`console`: the request's console.ConsoleClaim (its cookie), used only without an Authorization
+        header."""
+        if not authorization and console is not None and console.cookie:
+            principal, self.console = self._gate.console_authenticate(console, self.method)
+        else:
+            principal = await self._gate.authenticate(authorization, self.address, self.path)
         self.principal = principal
+        return await self._admit(principal, purpose)
+
+    async def login(self, user: str, password: str) -> str:
+        """A console login (`POST /_console/login`): the cookie token of the new session. A failure is
+        audited like any refused request; the identity is recorded once the password is verified."""
+        principal, token, self.console = await self._gate.console_login(user, password, self.address, self.path)
+        self.principal = principal
+        try:
+            await self._admit(principal, None)  # a blocked identity cannot log in either
+        except BaseException:
+            self.logout(token)
+            raise
+        return token
+
+    def logout(self, token: str | None) -> bool:
+        """Ends the console session of the cookie `token` (opened by `open` on this request)."""
+        self.console = None
+        return self._gate.console.drop(token)
+
+    async def _admit(self, principal: Any, purpose: str | None) -> Any:
+        guard = self.guard
         if guard.audit is not None and guard.audit_broken:
             raise AuditUnavailableError()
         identity = identity_of(principal)

@@ -34,6 +34,7 @@ from .admin import SecurityAdmin
 from .masks import Masker
 from .vault import Vault
 from .exfil import Exchange, Guard, Ledger
+from .console import ConsoleClaim, ConsoleSession, ConsoleSessions
 from ..crypto.keys import MasterKey
 
 CACHE_TTL_SECONDS = 20 * 60.0  # Elasticsearch's realm cache default.
@@ -47,7 +48,8 @@ class Gate:
                  cluster_info: dict[str, str] | None = None, hash_concurrency: int = 2,
                  doctor: Callable[[], dict[str, Any]] | None = None, mask_key: bytes | None = None,
                  vault: Vault | None = None, snapshot_roots: Sequence[Path] = (),
-                 protected_dirs: Sequence[Path] = (), guard: Guard | None = None) -> None:
+                 protected_dirs: Sequence[Path] = (), guard: Guard | None = None,
+                 console: ConsoleSessions | None = None) -> None:
         self.__engine = engine
         # Exfiltration defences (exfil.py): budgets, audit, alerts, dump detection, canaries.
         self._guard = guard if guard is not None else Guard()
@@ -73,6 +75,8 @@ class Gate:
         self._vault = vault if vault is not None else Vault(MasterKey.generate())
         self._key_roles: dict[str, tuple] = {}
         self._limits_cache: dict[tuple[Any, ...], Any] = {}
+        # Web console sessions (console.py): a cookie instead of an Authorization header.
+        self.console = console if console is not None else ConsoleSessions(users)
 
     async def open_session(self, authorization: str | None, address: str, path: str, *,
                            purpose: str | None = None) -> Session:
@@ -137,6 +141,24 @@ class Gate:
         if not sep or not user:
             raise AuthenticationError(f"unable to authenticate: malformed basic credentials for REST request "
                                       f"[{path}]")
+        return await self._password(user, password, address, path)
+
+    async def console_login(self, user: str, password: str, address: str, path: str
+                            ) -> tuple[Principal, str, ConsoleSession]:
+        """A console login: the password is checked exactly as Basic credentials are (cache, throttle,
+        argon2id); then a console session opens. (principal, cookie token, session)."""
+        if not user or len(user) + len(password) > MAX_CREDENTIAL_BYTES:
+            raise AuthenticationError(f"unable to authenticate user [{user[:64]}] for REST request [{path}]")
+        principal = await self._password(user, password, address, path)
+        token, session = self.console.create(principal)
+        return principal, token, session
+
+    def console_authenticate(self, claim: ConsoleClaim, method: str) -> tuple[Principal, ConsoleSession]:
+        """The principal of a console cookie (401 without a live session; 403 for a state-changing request
+        without its CSRF token or from another origin)."""
+        return self.console.authenticate(claim, method)
+
+    async def _password(self, user: str, password: str, address: str, path: str) -> Principal:
         cached = self._cached(user, password)
         if cached is not None:
             return cached

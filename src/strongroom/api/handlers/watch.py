@@ -1,7 +1,8 @@
-"""`/_strongroom/audit`, `/_strongroom/alerts`, `/_strongroom/blocks`, `/_strongroom/usage`, `/_strongroom/canaries`."""
+"""`/_strongroom/audit` (and `_verify`), `alerts`, `blocks`, `usage`, `canaries`, `exposure`."""
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from . import Call
@@ -16,6 +17,11 @@ async def audit(call: Call) -> Response:
                                          outcome=p.str("outcome"), doc_id=p.str("doc_id"), since_ms=p.int("since"),
                                          until_ms=p.int("until"), size=p.int("size"))
     return call.json({"records": records, "total": len(records)})
+
+
+async def verify_audit(call: Call) -> Response:
+    # Waits (a bounded time) for a verification running in a thread: off the event loop.
+    return call.json(await run_in_threadpool(call.session.watch().verify_audit))
 
 
 async def alerts(call: Call) -> Response:
