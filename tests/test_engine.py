@@ -168,3 +168,19 @@ def test_a_search_idle_index_skips_scheduled_refreshes_and_its_next_search_refre
     for future in waiting:
         future.result(timeout=3)
     assert not index.shards[0].needs_refresh()
+
+
+def test_size_zero_totals_count_without_ranking_and_skip_deleted_documents(engine: Engine) -> None:
+    from strongroom.engine.search import SearchSpec, run_search, targets_for
+    index = engine.create_index("totals", {"index.number_of_shards": "2"})
+    for i in range(30):
+        put(index, f"d{i}", {"n": i, "tag": "even" if i % 2 == 0 else "odd"})
+    index.write([WriteRequest("delete", "d0", None, None)])
+    index.refresh()
+    for query in ({"match_all": {}}, {"term": {"tag": "even"}}, {"range": {"n": {"gte": 10}}}):
+        node = parse_query(query)
+        ranked = run_search(targets_for([index]), SearchSpec(query=node, size=10)).total
+        counted = run_search(targets_for([index]), SearchSpec(query=node, size=0))
+        assert counted.total == ranked == count(index, query) and counted.hits == []
+        assert run_search(targets_for([index]), SearchSpec(query=node, size=0, track_total=False)).total is None
+    assert run_search(targets_for([index]), SearchSpec(query=parse_query({"match_all": {}}), size=0)).total == 29

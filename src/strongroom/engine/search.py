@@ -236,6 +236,16 @@ def _by_single_field(targets: Sequence[Target], queries: Sequence[tantivy.Query]
     return SearchResult(count, relation, hits, None, len(targets))
 
 
+def count_docs(searcher: tantivy.Searcher, query: tantivy.Query) -> int:
+    """How many documents match, without ranking any: a value count over `_seq_no`, a fast field every
+    document has (about twice as fast as a top-1 search with a count); the search's count if the column
+    cannot answer."""
+    try:
+        return int(searcher.aggregate(query, {"n": {"value_count": {"field": "_seq_no"}}})["n"]["value"])
+    except (ValueError, KeyError, TypeError):
+        return searcher.search(query, 1, count=True).count or 0
+
+
 def _count(targets: Sequence[Target], queries: Sequence[tantivy.Query]) -> int:
     return sum(t.searcher.search(q, 1, count=True).count for t, q in zip(targets, queries))
 
@@ -270,7 +280,11 @@ def _by_score(targets: Sequence[Target], queries: Sequence[tantivy.Query], spec:
     for target, query in zip(targets, queries):
         if deadline.passed():
             break
-        result = target.searcher.search(query, max(want, 1), count=True)
+        if want == 0:  # size 0 (aggregations, counts): no ranking, only the total if it is tracked
+            if spec.track_total is not False:
+                total += count_docs(target.searcher, query)
+            continue
+        result = target.searcher.search(query, want, count=True)
         total += result.count
         for rank, (score, address) in enumerate(result.hits):
             candidates.append(_Candidate(target, address, rank, score))

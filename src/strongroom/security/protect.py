@@ -58,6 +58,8 @@ class ProtectedFieldError(RequestError):
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+SHORT_TEXT = 12  # characters: names, places
+SHORT_MEMO_ENTRIES = 50_000  # per field
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Date formats whose first reading of "YYYY-MM-DD" is that day at UTC midnight.
 _ISO_FIRST = frozenset({DEFAULT_FORMAT, "strict_date_optional_time", "date_optional_time", "strict_date", "date",
@@ -88,6 +90,7 @@ class Protector:
         self._keys = keys
         self.fields: dict[str, FieldType] = {p: f for p, f in index.mapping.fields.items() if f.protect != "none"}
         self._tokenizers: dict[str, Tokenizer] = {}
+        self._short: dict[str, dict[str, str]] = {}  # per text field: short text (a name) → its token text
 
     @property
     def active(self) -> bool:
@@ -136,7 +139,18 @@ class Protector:
         """What the engine indexes for one value of a blind field."""
         tokenizer = self._tokenizer(field.path)
         if field.type == "text":
-            return " ".join(tokenizer.terms(self._analyze(field, value, search=False)))
+            if type(value) is not str or len(value) > SHORT_TEXT:
+                return " ".join(tokenizer.terms(self._analyze(field, value, search=False)))
+            memo = self._short.get(field.path)
+            if memo is None:
+                memo = self._short[field.path] = {}
+            joined = memo.get(value)
+            if joined is None:  # names repeat (张伟 is hundreds of thousands of people): analyse each once
+                joined = " ".join(tokenizer.terms(self._analyze(field, value, search=False)))
+                if len(memo) >= SHORT_MEMO_ENTRIES:
+                    memo.clear()
+                memo[value] = joined
+            return joined
         if field.type == "date":
             return tokenizer.date_parts(self._date_text(field, value))
         text = self._exact_text(field, value)
