@@ -516,6 +516,8 @@ def strongroom_run(rows: Sequence[Row], work: dict[str, list[dict[str, Any]]], c
             thread.join()
         if failures:
             raise failures[0]
+        conn.close()  # idle through the load: the server's keep-alive timeout (60 s) has closed it
+        conn = server.connection()
         conn.call("POST", f"/{INDEX}/_refresh")
         load_seconds = time.perf_counter() - started
         for loader in loaders:
