@@ -564,3 +564,19 @@ def test_every_console_file_is_package_data() -> None:
     files = [p.relative_to(package).as_posix() for p in package.rglob("*")
              if p.is_file() and p.suffix != ".pyc" and p.name != "__init__.py"]
     assert files and all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), files
+
+
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                                     {"Origin": "https://evil.example"}])
+def test_cross_site_requests_are_refused_whatever_credential_the_browser_attaches(live: LiveServer,
+                                                                                 headers: dict) -> None:
+    # A browser that cached the administrator's Basic password sends it with a form another site posts:
+    # refused before any handler runs (the user stays enabled); reads are not refused (CORS keeps their
+    # answers from the other site), and clients that send neither header are unaffected.
+    basic = {"Authorization": "Basic " + base64.b64encode(f"admin:{live.password}".encode()).decode()}
+    with client(live) as http:
+        refused = http.post("/_security/user/analyst/_disable", headers={**basic, **headers})
+        assert refused.status_code == 403 and refused.json()["error"]["type"] == "security_exception"
+        assert http.get("/_security/_authenticate", headers={**basic, **headers}).status_code == 200
+    with live.client() as es:
+        assert es.security.get_user(username="analyst").body["analyst"]["enabled"] is True

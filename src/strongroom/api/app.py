@@ -18,7 +18,8 @@ from starlette.routing import Route as StarletteRoute
 from ..errors import AuditUnavailableError, MethodNotAllowedError, NoHandlerError, StrongroomError
 from ..security.exfil import Exchange
 from ..security.gate import Gate
-from .console import Console, claim_of, is_console_path, no_basic_dialog, with_headers
+from ..security.console import ConsoleClaim, check_request_origin
+from .console import Console, claim_of, is_console_path, no_basic_dialog, own_origin, with_headers
 from .handlers import Call, bulk, cluster, documents, indices, search, security, snapshots, watch
 from .router import Router
 from .wire import Params, error_response, internal_error, read_body
@@ -158,6 +159,13 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
             raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
             if is_console_path(raw_path):
                 return await console.serve(request, exchange, raw_path), None
+            if request.method not in ("GET", "HEAD"):
+                # A browser's cross-site request (a form posted by another site) never reaches a handler,
+                # whatever credential the browser would attach (a cached Basic password): clients
+                # such as the official ones send neither header.
+                check_request_origin(ConsoleClaim(cookie=None, origin=request.headers.get("origin"),
+                                                  own_origin=own_origin(request),
+                                                  fetch_site=request.headers.get("sec-fetch-site")))
             session = await exchange.open(request.headers.get("authorization"),
                                           request.headers.get("x-strongroom-purpose"), console=claim_of(request))
             route, path_params, allowed = router.resolve(request.method, raw_path)
