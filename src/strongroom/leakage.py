@@ -19,6 +19,7 @@ from typing import Any
 import tantivy
 
 from .engine.index import Index
+from .engine.shard import count_docs
 
 
 EXACT_LIMIT = 65_536
@@ -39,7 +40,7 @@ def leakage_report(index: Index) -> list[dict[str, Any]]:
         for shard in index.shards:
             searcher = shard.searcher
             holding = shard.exclude_checkpoint(tantivy.Query.term_query(shard.schema, "_field_names", path))
-            row["documents"] += searcher.search(holding, 1, count=True).count
+            row["documents"] += count_docs(searcher, holding)
             if slot.kind != "keyword":
                 continue
             result = searcher.aggregate(tantivy.Query.all_query(), {

@@ -49,6 +49,7 @@ from .dates import DateFormat, DateFormatError, _local_to_utc, _offset_at_utc, p
 from .mapping import FieldType
 from .plan import Exists, Node, _zone, lucene_regex_to_rust
 from .search import Target, compile_for
+from .shard import count_docs
 
 MAX_BUCKETS = 65_536  # search.max_buckets
 MAX_DEPTH = 10  # aggregation nesting levels
@@ -837,7 +838,7 @@ def _value_range(target: Target, info: _Field, low: float | None, high: float | 
 def _count(part: _Part) -> int:
     if part.query is None:
         return 0
-    return part.target.searcher.search(part.query, 1, count=True).count
+    return count_docs(part.target.searcher, part.query)
 
 
 def _scope_count(scope: Scope) -> int:
@@ -2159,7 +2160,7 @@ def _top_hits(node: TopHitsAgg, scope: Scope, ctx: _Ctx) -> dict[str, Any]:
             total += result.count
             hits += [_Hit(part, a, r, s) for r, (s, a) in enumerate(result.hits)]
             continue
-        count = searcher.search(part.query, 1, count=True).count
+        count = count_docs(searcher, part.query)
         total += count
         if count == 0:
             continue

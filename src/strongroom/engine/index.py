@@ -25,7 +25,7 @@ from . import analysis
 from .fsutil import atomic_write, dir_size
 from .mapping import INTEGER_RANGES, FLOAT_TYPES, Mapping, MappingLimits, ParsedDocument
 from .plan import Compiler, Node
-from .shard import NOOP, Conditions, IndexPlan, OpResult, Shard, Slot, StoredDoc, WriteOp
+from .shard import NOOP, Conditions, IndexPlan, OpResult, Shard, Slot, StoredDoc, WriteOp, count_docs
 
 log = logging.getLogger(__name__)
 
@@ -526,7 +526,7 @@ class Index:
         for shard in self.shards:
             searcher = shard.searcher
             query = shard.exclude_checkpoint(self.compiler(shard, searcher).compile(node))
-            total += searcher.search(query, 1, count=True).count
+            total += count_docs(searcher, query)
         return total
 
     def refresh(self) -> None:

@@ -167,6 +167,16 @@ class WriteOp:
     updater: Callable[[StoredDoc | None], Any] | None = None
 
 
+def count_docs(searcher: tantivy.Searcher, query: tantivy.Query) -> int:
+    """How many documents match, without ranking any: a value count over `_seq_no`, a fast field every
+    document has (about twice as fast as a top-1 search with a count); the search's count if the column
+    cannot answer."""
+    try:
+        return int(searcher.aggregate(query, {"n": {"value_count": {"field": "_seq_no"}}})["n"]["value"])
+    except (ValueError, KeyError, TypeError):
+        return searcher.search(query, 1, count=True).count or 0
+
+
 class Shard:
     def __init__(self, path: Path, number: int, *, index_name: str, index_uuid: str, primary_term: int,
                  slots: Sequence[Slot], build_fields: Callable[[bytes, str], tantivy.Document],
