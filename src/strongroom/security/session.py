@@ -124,12 +124,15 @@ async def _run(fn: Callable[..., T], *args: Any) -> T:
 # so a long search never stalls the loop.
 INLINE_MAX_HITS = 100
 INLINE_MAX_VALUES = 64
+INLINE_MAX_IDS = 1024
 
 
 def is_lookup(node: Node) -> bool:
     """Whether a query is answered from the postings of a few exact values (ids, term, short terms)."""
-    if isinstance(node, (Term, Ids)):
-        return not isinstance(node, Ids) or len(node.values) <= INLINE_MAX_VALUES * 16
+    if isinstance(node, Term):
+        return True
+    if isinstance(node, Ids):  # one _id term each
+        return len(node.values) <= INLINE_MAX_IDS
     if isinstance(node, Terms):
         return len(node.values) <= INLINE_MAX_VALUES
     if isinstance(node, ConstantScore):
