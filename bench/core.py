@@ -132,21 +132,35 @@ class Server:
 
 
 class Connection:
+    """One keep-alive HTTPS connection with basic authentication as the bootstrap admin."""
+
     def __init__(self, port: int, context: ssl.SSLContext) -> None:
         self.conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=300)
         token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
         self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+        self.ndjson_headers = {**self.headers, "Content-Type": "application/x-ndjson"}
 
     def call(self, method: str, path: str, body: bytes | None = None, ndjson: bool = False) -> Any:
-        headers = dict(self.headers)
-        if ndjson:
-            headers["Content-Type"] = "application/x-ndjson"
-        self.conn.request(method, path, body=body, headers=headers)
+        self.conn.request(method, path, body=body, headers=self.ndjson_headers if ndjson else self.headers)
         response = self.conn.getresponse()
         data = response.read()
         if response.status >= 300:
             raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
         return orjson.loads(data)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def bulk_bodies(rows: list[tuple[str, bytes]]) -> list[bytes]:
+    """`_bulk` bodies of BATCH index actions each."""
+    bodies = []
+    for start in range(0, len(rows), BATCH):
+        lines = []
+        for doc_id, source in rows[start:start + BATCH]:
+            lines += [b'{"index":{"_id":"' + doc_id.encode() + b'"}}', source]
+        bodies.append(b"\n".join(lines) + b"\n")
+    return bodies
 
 
 def strongroom_https(rows: list[tuple[str, bytes]], lookups: list[str], root: Path) -> dict[str, float]:
@@ -156,12 +170,7 @@ def strongroom_https(rows: list[tuple[str, bytes]], lookups: list[str], root: Pa
     try:
         conn = server.connection()
         conn.call("PUT", "/residents", orjson.dumps(RESIDENTS_BODY))
-        bodies = []
-        for start in range(0, len(rows), BATCH):
-            lines = []
-            for doc_id, source in rows[start:start + BATCH]:
-                lines += [b'{"index":{"_id":"' + doc_id.encode() + b'"}}', source]
-            bodies.append(b"\n".join(lines) + b"\n")
+        bodies = bulk_bodies(rows)
         started = time.perf_counter()
         for body in bodies:
             result = conn.call("POST", "/residents/_bulk", body, ndjson=True)

@@ -52,8 +52,6 @@ printed too. `--results-dir` writes elsewhere (the smoke test uses it).
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
 import json
 import os
 import platform
@@ -73,12 +71,10 @@ from typing import Any
 import orjson
 import tantivy
 
-from core import percentile, residents  # bench/ is the script's directory: its sibling modules import
+from core import PASSWORD, Connection, bulk_bodies, percentile, residents  # bench/ is the script's directory: its sibling modules import
 
 ROOT = Path(__file__).resolve().parent
-PASSWORD = "benchmark-password-not-secret"
 INDEX = "residents"
-BATCH = 2000
 WRITER_HEAP = 64 << 20  # per indexing thread, as Strongroom's engine.writer_heap_bytes default
 WARMUP = 10  # untimed requests per connection (or thread) and class
 
@@ -383,27 +379,6 @@ class Floor:
         self.process.wait(timeout=30)
 
 
-class Connection:
-    """One keep-alive HTTPS connection with basic authentication."""
-
-    def __init__(self, port: int, context: ssl.SSLContext) -> None:
-        self.conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=300)
-        token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
-        self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
-        self.ndjson_headers = {**self.headers, "Content-Type": "application/x-ndjson"}
-
-    def call(self, method: str, path: str, body: bytes | None = None, ndjson: bool = False) -> Any:
-        self.conn.request(method, path, body=body, headers=self.ndjson_headers if ndjson else self.headers)
-        response = self.conn.getresponse()
-        data = response.read()
-        if response.status >= 300:
-            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
-        return orjson.loads(data)
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 def es_request(cls: str, p: dict[str, Any]) -> tuple[str, str, bytes]:
     """The Elasticsearch request of one query: (method, path, body)."""
     search = f"/{INDEX}/_search"
@@ -459,16 +434,6 @@ class Sampler:
         self._stop.set()
         self._thread.join()
         return self.peak
-
-
-def bulk_bodies(rows: Sequence[Row]) -> list[bytes]:
-    bodies = []
-    for start in range(0, len(rows), BATCH):
-        lines = []
-        for doc_id, source in rows[start:start + BATCH]:
-            lines += [b'{"index":{"_id":"' + doc_id.encode() + b'"}}', source]
-        bodies.append(b"\n".join(lines) + b"\n")
-    return bodies
 
 
 def items_count(work: dict[str, list[dict[str, Any]]]) -> int:
