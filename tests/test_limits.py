@@ -537,3 +537,52 @@ def test_concurrency_cap_holds_across_threads(budgets: Budgets) -> None:
     for thread in threads:
         thread.join()
     assert (len(tickets), len(refusals)) == (4, 28)
+
+
+def test_reveals_count_each_field_and_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "budgets.json"
+    limits = Limits(reveals_per_hour=3, reveals_per_day=4, probes_per_hour=1)
+    clock = FakeClock(100.0)
+    first = Budgets(path, clock=clock)
+    first.charge_reveals("alice", limits, 2)
+    first.charge_probes("alice", limits)  # a separate budget: reveals and probes do not share
+    with pytest.raises(TooManyRequestsError, match=r"reveal budget of user \[alice\] exhausted: 3 revealed "
+                                                   r"fields per hour") as refused:
+        first.charge_reveals("alice", limits, 2)  # all or nothing: 2 + 2 > 3
+    assert refused.value.retry_after == 3600
+    first.charge_reveals("alice", limits, 1)
+    assert first.usage("alice", limits)["reveals"] == {
+        "hour": {"used": 3, "limit": 3, "remaining": 0}, "day": {"used": 3, "limit": 4, "remaining": 1}}
+    clock.advance(1800)
+    first.close()
+
+    second = Budgets(path, clock=FakeClock(5.0))  # downtime does not count
+    with pytest.raises(TooManyRequestsError, match="per hour") as refused:
+        second.charge_reveals("alice", limits, 1)
+    assert refused.value.retry_after == 1800
+    second._clock.advance(1800)  # type: ignore[attr-defined]
+    second.charge_reveals("alice", limits, 1)  # the hour has passed; the day has one left
+    with pytest.raises(TooManyRequestsError, match="4 revealed fields per day"):
+        second.charge_reveals("alice", limits, 1)
+    with pytest.raises(ValueError):
+        second.charge_reveals("alice", limits, -1)
+    assert Limits(records_per_hour=1).tracks_reveals is False
+    second.charge_reveals("bob", Limits(records_per_hour=1), 1000)  # no reveal budget: not tracked
+    assert second.usage("bob", Limits(records_per_hour=1))["reveals"]["hour"]["used"] == 0
+
+
+def test_a_state_saved_before_reveals_existed_loads(tmp_path: Path) -> None:
+    path = tmp_path / "budgets.json"
+    path.write_bytes(b'{"version": 1, "elapsed": 50, "identities": {"alice": {"records_hour": [], '
+                     b'"records_day": [], "probes": [[10, 2]]}}, "blocks": {}}')
+    budgets = Budgets(path, clock=FakeClock())
+    usage = budgets.usage("alice", Limits(probes_per_hour=5, reveals_per_hour=5))
+    assert usage["probes"]["hour"]["used"] == 2 and usage["reveals"]["hour"]["used"] == 0
+    assert not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_reveal_limits_parse() -> None:
+    assert parse_limits({"reveals_per_hour": 20, "reveals_per_day": 100}) == Limits(reveals_per_hour=20,
+                                                                                     reveals_per_day=100)
+    with pytest.raises(IllegalArgumentError, match=r"\[limits.reveals_per_hour\] must be a non-negative integer"):
+        parse_limits({"reveals_per_hour": -1})

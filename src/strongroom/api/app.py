@@ -51,6 +51,7 @@ def build_router() -> Router:
     r.add(["PUT", "POST"], ["/_strongroom/blocks/{id}"], w.block, body=True)
     r.add(["DELETE"], ["/_strongroom/blocks/{id}"], w.unblock)
     r.add(["GET"], ["/_strongroom/usage"], w.usage)
+    r.add(["POST"], ["/_strongroom/reveal/{index}/{id}"], documents.reveal, body=True, params=("routing",))
     r.add(["POST"], ["/_strongroom/canaries/{index}"], w.plant_canaries, body=True)
     r.add(["POST"], ["/_strongroom/exposure/{index}"], w.exposure, body=True)
 

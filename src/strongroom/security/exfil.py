@@ -4,9 +4,10 @@ An `Exchange` is one HTTP request as the security layer sees it. The api layer's
 it (authentication, then admission: blocks, rate and concurrency limits), hands the session the
 request's `Ledger`, and closes it with the response it is about to send. Closing writes the audit
 record (time, identity, address, action, indices, the query with its literals replaced by keyed
-hashes, the ids of the documents revealed, purpose, outcome); when that write fails the response
-is replaced by a 503, so nothing is served unaudited, and while the audit log is failing every
-request is refused up front until a record gets through again.
+hashes, the ids of the documents revealed, the fields shown in clear on request, purpose,
+outcome); when that write fails the response is replaced by a 503, so nothing is served unaudited,
+and while the audit log is failing every request is refused up front until a record gets through
+again.
 
 The `Ledger` is where documents become visible: the session calls `reveal` before it opens any
 source it is about to return (search hits, scroll pages, top_hits, get, mget), which charges the
@@ -129,6 +130,7 @@ class Ledger:
         self._lock = threading.Lock()
         self._seen: set[tuple[str, str]] = set()
         self.revealed: list[tuple[str, str]] = []
+        self.fields: list[tuple[str, str, str]] = []  # (index, doc id, field) shown in clear on request
         self.probes = 0
         self.canaries = 0
 
@@ -165,6 +167,22 @@ class Ledger:
                 if (index.name, doc_id) not in self._seen:
                     self._seen.add((index.name, doc_id))
                     self.revealed.append((index.name, doc_id))
+
+    def reveal_fields(self, index: Any, doc_id: str, paths: Sequence[str]) -> None:
+        """Called before masked fields of one document are shown in clear (`Session.reveal`): charges the
+        reveal budget (all or nothing; an alert when refused) and names each field in the audit record."""
+        guard = self._guard
+        if guard.budgets is not None and self.limits is not None and self.limits.tracks_reveals:
+            try:
+                guard.budgets.charge_reveals(self.identity, self.limits, len(paths))
+            except TooManyRequestsError as refused:
+                if guard.alerts is not None:
+                    guard.alerts.raise_alert("reveal_budget_exhausted", self.identity, refused.reason,
+                                             {"index": index.name, "doc": doc_id, "fields": list(paths),
+                                              "request": self._request_line})
+                raise
+        with self._lock:
+            self.fields.extend((index.name, doc_id, path) for path in paths)
 
     def probe(self) -> None:
         """A query that asks whether a protected value exists."""
@@ -348,6 +366,8 @@ class Exchange:
             record["error"] = error.es_type
         if ledger is not None and ledger.probes:
             record["probes"] = ledger.probes
+        if ledger is not None and ledger.fields:
+            record["fields"] = [[index, doc_id, path] for index, doc_id, path in ledger.fields]
         try:
             guard.audit.append(record)
         except AuditUnavailableError:

@@ -15,7 +15,8 @@ every field unlimited), and an API key is held to the stricter of itself and its
   Counts DISTINCT documents per rolling hour and rolling day: a document already counted in a
   window is free in that window until its entry expires (one hour, one day after it was first
   counted), then counts again. `charge_probes` counts every probe (a query that can tell
-  something about records without revealing them) per rolling hour and day.
+  something about records without revealing them) per rolling hour and day; `charge_reveals`
+  counts every masked field shown in clear on request (`reveal`) per rolling hour and day.
   A charge is all or nothing: if the new documents (or probes) would push any window over its
   budget, `TooManyRequestsError` is raised, `retry_after` says when enough entries expire
   (a whole window when the request alone is larger than the budget), and nothing is recorded.
@@ -35,7 +36,8 @@ Persistence. The state file (JSON, written with `atomic_write`, mode 0600) is::
      "identities": {"alice": {
          "records_hour": [[12000.1, "9f2c…"], …],     # (budget time first counted, hex key)
          "records_day":  [[ 3000.0, "9f2c…"], …],
-         "probes":       [[12001.5, 3], …]}},         # (budget time, number of probes)
+         "probes":       [[12001.5, 3], …],           # (budget time, number of probes)
+         "reveals":      [[12002.0, 1], …]}},         # (budget time, number of fields revealed)
      "blocks": {"mallory": {"reason": "bulk export", "since": 12000.0, "until": 15600.0}}}
 
 `until` is null for a block without end. It is saved by `save()`, by `close()`, and at most every
@@ -48,8 +50,9 @@ A state file that cannot be read or does not have this shape is logged, moved as
 window and block starts again from nothing. Watch the log for it.
 
 Memory is bounded by the budgets themselves: a record window holds at most its budget of entries,
-the probe log at most `probes_per_day` (or `probes_per_hour`) entries, and an identity whose limits
-have no record or probe budget is not tracked at all. Expired entries are dropped as they are met
+the probe log at most `probes_per_day` (or `probes_per_hour`) entries, the reveal log (kept a day)
+at most `reveals_per_day` (or 24 × `reveals_per_hour`) entries, and an identity whose limits have no
+record, probe or reveal budget is not tracked at all. Expired entries are dropped as they are met
 and on every save. A window that an identity's limits start to configure later starts from what
 is still held for it (possibly nothing).
 """
@@ -82,7 +85,7 @@ INDEFINITE_RETRY_AFTER = 3600.0  # Retry-After for an indefinite block or a zero
 STATE_VERSION = 1
 
 _INT_FIELDS = ("burst", "max_concurrent", "records_per_hour", "records_per_day", "probes_per_hour",
-               "probes_per_day", "max_size", "max_result_window", "max_open_contexts")
+               "probes_per_day", "reveals_per_hour", "reveals_per_day", "max_size", "max_result_window", "max_open_contexts")
 _FLOAT_FIELDS = ("requests_per_second", "max_keep_alive")
 
 
@@ -97,6 +100,8 @@ class Limits:
     records_per_day: int | None = None  # … per rolling day.
     probes_per_hour: int | None = None
     probes_per_day: int | None = None
+    reveals_per_hour: int | None = None  # Masked fields shown in clear (`reveal`), each counted, per rolling hour.
+    reveals_per_day: int | None = None
     max_size: int | None = None  # Largest `size` of one search page.
     max_result_window: int | None = None  # Largest `from + size`.
     max_open_contexts: int | None = None  # Scroll and point-in-time contexts open at once.
@@ -119,6 +124,10 @@ class Limits:
     @property
     def tracks_probes(self) -> bool:
         return self.probes_per_hour is not None or self.probes_per_day is not None
+
+    @property
+    def tracks_reveals(self) -> bool:
+        return self.reveals_per_hour is not None or self.reveals_per_day is not None
 
     def to_json(self) -> dict[str, Any]:
         """The role descriptor's `"limits"` object (unlimited fields left out); `parse_limits` reads it back."""
@@ -274,13 +283,14 @@ class _Block:
 class _Usage:
     """What is held for one identity: distinct-record windows and the probe log."""
 
-    __slots__ = ("records_hour", "records_day", "probes")
+    __slots__ = ("records_hour", "records_day", "probes", "reveals")
 
     def __init__(self) -> None:
         # key -> budget time first counted in the window; insertion order is time order.
         self.records_hour: OrderedDict[bytes, float] = OrderedDict()
         self.records_day: OrderedDict[bytes, float] = OrderedDict()
         self.probes: deque[list[float]] = deque()  # [time, count], time ascending.
+        self.reveals: deque[list[float]] = deque()  # [time, count] of fields revealed, time ascending.
 
     def expire(self, now: float, probe_horizon: float = DAY) -> None:
         for window, length in ((self.records_hour, HOUR), (self.records_day, DAY)):
@@ -291,12 +301,17 @@ class _Usage:
                 del window[key]
         while self.probes and self.probes[0][0] <= now - probe_horizon:
             self.probes.popleft()
+        while self.reveals and self.reveals[0][0] <= now - DAY:
+            self.reveals.popleft()
 
     def probes_since(self, start: float) -> int:
         return int(sum(count for t, count in self.probes if t > start))
 
+    def reveals_since(self, start: float) -> int:
+        return int(sum(count for t, count in self.reveals if t > start))
+
     def empty(self) -> bool:
-        return not (self.records_hour or self.records_day or self.probes)
+        return not (self.records_hour or self.records_day or self.probes or self.reveals)
 
 
 class Budgets:
@@ -416,30 +431,44 @@ class Budgets:
 
     def charge_probes(self, identity: str, limits: Limits, count: int = 1) -> None:
         """Count `count` probes against the probe budgets, all or nothing."""
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError("probe count must be a non-negative integer")
-        if not limits.tracks_probes or count == 0:
+        if not limits.tracks_probes:
             return
+        self._charge_count(identity, limits, count, "probes", limits.probes_per_hour, limits.probes_per_day)
+
+    def charge_reveals(self, identity: str, limits: Limits, count: int = 1) -> None:
+        """Count `count` revealed fields against the reveal budgets, all or nothing."""
+        if not limits.tracks_reveals:
+            return
+        self._charge_count(identity, limits, count, "reveals", limits.reveals_per_hour, limits.reveals_per_day)
+
+    def _charge_count(self, identity: str, limits: Limits, count: int, kind: str, per_hour: int | None,
+                      per_day: int | None) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"{kind} count must be a non-negative integer")
+        if count == 0:
+            return
+        what = "probes" if kind == "probes" else "revealed fields"
         with self._lock:
             now = self._now()
             usage = self._usage.get(identity) or _Usage()
             usage.expire(now, self._probe_horizon(limits))
+            log_: deque[list[float]] = getattr(usage, kind)
             refusals: list[tuple[str, float]] = []
-            for length, limit, per in ((HOUR, limits.probes_per_hour, "hour"),
-                                       (DAY, limits.probes_per_day, "day")):
+            for length, limit, per in ((HOUR, per_hour, "hour"), (DAY, per_day, "day")):
                 if limit is None:
                     continue
-                over = usage.probes_since(now - length) + count - limit
+                used = int(sum(c for t, c in log_ if t > now - length))
+                over = used + count - limit
                 if over > 0:
-                    refusals.append((f"{limit} probes per {per}", _probes_retry(usage.probes, over, length, now)))
+                    refusals.append((f"{limit} {what} per {per}", _probes_retry(log_, over, length, now)))
             if refusals:
-                what = " and ".join(text for text, _ in refusals)
-                raise TooManyRequestsError(f"probe budget of user [{identity}] exhausted: {what}",
+                text = " and ".join(text for text, _ in refusals)
+                raise TooManyRequestsError(f"{kind[:-1]} budget of user [{identity}] exhausted: {text}",
                                            max(retry for _, retry in refusals))
-            if usage.probes and usage.probes[-1][0] == now:
-                usage.probes[-1][1] += count
+            if log_ and log_[-1][0] == now:
+                log_[-1][1] += count
             else:
-                usage.probes.append([now, count])
+                log_.append([now, count])
             self._keep(identity, usage)
         self._autosave()
 
@@ -480,6 +509,10 @@ class Budgets:
                 "probes": {
                     "hour": _line(held.probes_since(now - HOUR), limits.probes_per_hour),
                     "day": _line(held.probes_since(now - DAY), limits.probes_per_day),
+                },
+                "reveals": {
+                    "hour": _line(held.reveals_since(now - HOUR), limits.reveals_per_hour),
+                    "day": _line(held.reveals_since(now - DAY), limits.reveals_per_day),
                 },
                 "concurrent": _line(self._in_flight.get(identity, 0), limits.max_concurrent),
                 "requests": {"per_second": rps, "burst": burst,
@@ -535,6 +568,7 @@ class Budgets:
                             "records_hour": [[t, k.hex()] for k, t in usage.records_hour.items()],
                             "records_day": [[t, k.hex()] for k, t in usage.records_day.items()],
                             "probes": [[t, int(c)] for t, c in usage.probes],
+                            "reveals": [[t, int(c)] for t, c in usage.reveals],
                         }
                         for identity, usage in self._usage.items()
                     },
@@ -606,10 +640,12 @@ class Budgets:
                     if not isinstance(key, str):
                         raise ValueError("bad record key")
                     window.setdefault(bytes.fromhex(key), min(_time(t), elapsed))
-            for t, count in sorted(held["probes"], key=lambda pair: _time(pair[0])):
-                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                    raise ValueError("bad probe count")
-                usage.probes.append([min(_time(t), elapsed), count])
+            for name in ("probes", "reveals"):  # (no "reveals" in a state saved before they existed)
+                for t, count in sorted(held.get(name, []) if name == "reveals" else held[name],
+                                       key=lambda pair: _time(pair[0])):
+                    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                        raise ValueError(f"bad {name} count")
+                    getattr(usage, name).append([min(_time(t), elapsed), count])
             if not usage.empty():
                 self._usage[identity] = usage
         for identity, block in state["blocks"].items():

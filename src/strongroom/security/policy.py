@@ -59,6 +59,9 @@ DOC_MGET = "indices:data/read/mget"
 DOC_COUNT = "indices:data/read/count"
 DOC_SEARCH = "indices:data/read/search"
 DOC_EXPORT = "indices:data/read/export"  # scroll, and paging past a role's result window
+# One masked field of one document shown in clear, with a purpose (`Session.reveal`): its own privilege,
+# budget and audit record. The grant of this action is the reveal roles' views without their masks.
+DOC_REVEAL = "indices:data/read/reveal"
 AUDIT_READ = "cluster:admin/strongroom/audit/read"
 ALERTS_READ = "cluster:admin/strongroom/alerts/read"
 ALERTS_MANAGE = "cluster:admin/strongroom/alerts/manage"  # block and unblock identities
@@ -164,6 +167,10 @@ class RolePolicy:
             entries = [e for role in layer for e in role.indices if e.covers(index) and e.allows(action)]
             if not entries:
                 raise AuthorizationError(action, principal.name, index)
+            if action == DOC_REVEAL:
+                views = tuple(RoleView(e.query, e.fields, (), False, True) for e in entries)
+                grant_layers.append(views)
+                continue
             if action not in READ_ACTIONS:
                 continue
             views = tuple(RoleView(e.query, e.fields, e.masks, e.searchable_masked, e.require_purpose)

@@ -64,6 +64,10 @@ INDEX_PRIVILEGES: dict[str, frozenset[str]] = {
     "manage": _ADMIN,
     # Scroll contexts, and paging past a role's result window: reading records in bulk (issue: exfiltration).
     "bulk_export": frozenset({a.DOC_EXPORT}),
+    # Showing one masked field of one record in clear, with a purpose: audited field by field and
+    # charged to the reveals budget (`limits.reveals_per_hour`). Needs `read` too (the record must be
+    # visible); field and document security of the entry that grants it still apply, its masks do not.
+    "reveal": frozenset({a.DOC_REVEAL}),
     "all": frozenset({"*"}),
 }
 MASKS = ("last4", "first_char", "middle", "redact", "hash")

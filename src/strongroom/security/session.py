@@ -29,7 +29,7 @@ from ..engine.plan import Bool, ConstantScore, Ids, MatchAll, Node, Term, Terms
 from ..engine.search import Cursor, count_matches, explain, matching_ids, run_search, targets_for
 from ..engine.shard import NOOP, Conditions, OpResult, StoredDoc
 from ..errors import (ActionRequestValidationError, MapperParsingError, AuthorizationError, IllegalArgumentError, IndexNotFoundError,
-                      DocumentMissingError, LimitError, StrongroomError, VersionConflictError)
+                      DocumentMissingError, FieldSecurityError, LimitError, StrongroomError, VersionConflictError)
 from ..query.dsl import parse_query
 from ..jsonio import extract_values, loads_strict
 from ..pii import detect
@@ -1146,6 +1146,50 @@ class Session:
                 results.append(exc)
         return results
 
+    async def reveal(self, name: str, doc_id: str, paths: Any, *, routing: str | None = None) -> DocResult:
+        """Fields of one document in clear, for a purpose: what a masked view shows as `138****5678`.
+
+        Needs the index privilege `reveal` (on top of reading the record: a document the caller cannot
+        read answers like a missing one) and a purpose. The roles that grant `reveal` decide, with their
+        document query and field security but without their masks, which fields may be shown; asking
+        for any other refuses the whole request. Each field shown is charged to the reveal budget and
+        named in the audit record (the document to the record budget, as any read)."""
+        index, accesses = self._one_read(name, actions.DOC_GET)
+        grant = self.__policy.authorize_index(self.principal, actions.DOC_REVEAL, index.name)
+        if self.purpose is None:
+            raise IllegalArgumentError(f"revealing a field requires a purpose: send the [{PURPOSE_HEADER}] header "
+                                       "(for example a case number)")
+        wanted = _reveal_paths(paths)
+        spec = GetSpec(index.name, doc_id, routing)
+        doc = index.get(doc_id, routing=routing, realtime=True)
+        access = accesses.get(index.name)
+        if doc is not None and access is not None:
+            doc, _ = await _run(self._guarded, index, access, spec, doc)
+        if doc is None:
+            shard = index.shard_for(doc_id, routing).number
+            raise DocumentMissingError(index.name, index.uuid, shard, doc_id)
+        shown: DocFilter | None = None
+        if grant.layers:
+            reveal_access = self._access(grant, index)
+            if not reveal_access.unrestricted:
+                visible, shown = await _run(self._guarded, index, reveal_access, spec, doc)
+                if visible is None:  # outside every reveal role's document query
+                    raise AuthorizationError(actions.DOC_REVEAL, self.principal.name, index.name)
+        for path in wanted:
+            if shown is not None and not shown.shows_clear(path):
+                raise FieldSecurityError(self.principal.name, path, "no role of the user may reveal it")
+            field_type = index.mapping.fields.get(path)
+            if field_type is None or field_type.parent is not None:
+                raise IllegalArgumentError(f"[{path}] is not a field of index [{index.name}]; reveal names "
+                                           "fields of the document as mapped (not objects or multi-fields)")
+        parsed = self._open_json(index, doc.doc_id, doc.source)
+        found = {path: values for path in wanted if (values := extract_values(parsed, path))}
+        if self.__ledger is not None:
+            self.__ledger.reveal(index, [doc.doc_id])
+            if found:
+                self.__ledger.reveal_fields(index, doc.doc_id, list(found))
+        return DocResult(index.name, doc_id, doc, None, found)
+
     def _guarded(self, index: Index, access: Access, spec: "GetSpec", doc: StoredDoc
                  ) -> tuple[StoredDoc | None, DocFilter | None]:
         """The document and its output filter if the caller may see it; (None, None) otherwise."""
@@ -1333,6 +1377,17 @@ def _revealer(open_json: Callable[[str, bytes], Any], access: Access | None,
         return [filters[doc_id].source(source) if doc_id in filters else {}  # fail closed
                 for doc_id, source in zip(ids, opened)]
     return reveal
+
+
+MAX_REVEAL_FIELDS = 16
+
+
+def _reveal_paths(paths: Any) -> list[str]:
+    if (not isinstance(paths, list) or not paths or len(paths) > MAX_REVEAL_FIELDS
+            or not all(isinstance(p, str) and p and "*" not in p and len(p) <= 256 for p in paths)):
+        raise IllegalArgumentError(f"[fields] must list 1 to {MAX_REVEAL_FIELDS} field names, without wildcards: "
+                                   "each revealed field is named in the audit record")
+    return list(dict.fromkeys(paths))
 
 
 def _keep_alive(value: str) -> float:

@@ -7,8 +7,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ...errors import (ActionRequestValidationError, JsonParseError, MapperParsingError, NotFoundError,
-                       RequestError, StrongroomError)
+from ...errors import (ActionRequestValidationError, IllegalArgumentError, JsonParseError, MapperParsingError,
+                       NotFoundError, RequestError, StrongroomError)
 from ...jsonio import loads_strict
 from ...query.source import SourceFilter, source_filter_from_body, source_filter_from_params
 from ...security.session import DocResult, DocWrite, GetSpec, WriteResult
@@ -187,6 +187,17 @@ async def get_source(call: Call) -> Response:
     if head:
         return head_response(200)
     return call.json(result.source if result.source is not None else {})
+
+
+async def reveal(call: Call) -> Response:
+    """`POST /_strongroom/reveal/{index}/{id}` `{"fields": ["phone"]}` with the purpose header: masked
+    fields of one record in clear (Session.reveal). Never stored by a browser or a proxy."""
+    body = call.json_body(required=True)
+    if not isinstance(body, dict) or set(body) - {"fields"}:
+        raise IllegalArgumentError("the body must be an object with [fields] only, e.g. {\"fields\": [\"phone\"]}")
+    result = await call.session.reveal(call.path["index"], call.path["id"], body.get("fields"),
+                                       routing=call.params.str("routing"))
+    return call.json(doc_body(result) | {"fields": result.fields or {}}, headers={"Cache-Control": "no-store"})
 
 
 MGET_DOC_KEYS = {"_index", "_id", "routing", "_source", "stored_fields", "version", "version_type"}
