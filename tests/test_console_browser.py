@@ -3,9 +3,9 @@
 One scenario, in order, against a live server with a few demo residents: log in as admin; search
 by a Chinese name, a national ID and a phone number; a resident whose fields hold HTML renders as
 text; create a role with a phone mask and a user with it (through the admin pages); that user sees
-masked phones and the budget, types a purpose, and touches a canary; the alert shows on the alerts
-page, where the identity is blocked and unblocked; the purpose shows on the audit page, with the
-chain verified; charts and the language switch; logging out kills the session cookie.
+masked phones and the budgets, types a purpose, reveals one phone with a purpose of its own, and
+touches a canary; the alert shows on the alerts page, where the identity is blocked and unblocked;
+the purpose, and the reveal naming its field, show on the audit page, with the chain verified; charts and the language switch; logging out kills the session cookie.
 
 Screenshots of the main pages go to build/screenshots/ (not committed). Without /usr/bin/chromium
 the test is skipped, unless STRONGROOM_REQUIRE_BROWSER=1 (CI), where it fails.
@@ -33,6 +33,7 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background
 DEMO = 12  # with the canary, every resident fits in one page of results
 PASSWORD = "investigator-console-passphrase-2026"
 PURPOSE = "CASE-2026-117"
+REVEAL_PURPOSE = "TICKET-88-PHONE"
 XSS_NAME = "<img src=x onerror=window.__xss=1>"
 XSS_ADDRESS = "<script>window.__xss=2</script>"
 
@@ -175,8 +176,11 @@ def test_console_in_a_real_browser(live: LiveServer, residents: list[dict[str, A
             page.fill("#r-masks .mask-field", "phone")
             page.select_option("#r-masks .mask-kind", "middle")
             page.fill("#r-limit-records_per_hour", "100")
+            page.check("#r-priv-reveal")
+            page.fill("#r-limit-reveals_per_hour", "5")
             role_json = page.input_value("#r-json")
             assert '"phone": "middle"' in role_json and '"records_per_hour": 100' in role_json
+            assert '"reveal"' in role_json and '"reveals_per_hour": 5' in role_json
             page.click("#role-save")
             page.wait_for_selector("#roles-table .role-name:text-is('masked_investigator')")
             shot(page, "03-roles")
@@ -218,8 +222,22 @@ def test_console_in_a_real_browser(live: LiveServer, residents: list[dict[str, A
             shot(page, "06-search-masked")
             page.click("#results-table a.open-record")
             page.wait_for_selector("#record-table")
-            assert page.is_disabled("button.reveal[data-field=phone]")  # the place for a real reveal
+            masked = page.text_content("td.field-phone")
+            assert re.fullmatch(r"\d{3}\*{4}\d{4}", masked), masked
+            page.wait_for_function("document.getElementById('reveal-budget').dataset.remaining === '5'")
             shot(page, "07-record-masked")
+            # -- reveal the phone with a purpose: shown in its row, charged, audited (below)
+            page.click("button.reveal[data-field=phone]")
+            page.wait_for_selector("form.reveal-form[data-field=phone]")
+            assert page.input_value(".reveal-purpose") == PURPOSE  # the header's purpose, editable
+            page.fill(".reveal-purpose", REVEAL_PURPOSE)
+            page.click(".reveal-confirm")
+            page.wait_for_selector("td.field-phone.revealed")
+            clear = page.text_content("td.field-phone")
+            assert re.fullmatch(r"\d{11}", clear) and clear[:3] == masked[:3] and clear[-4:] == masked[-4:], clear
+            page.wait_for_function("document.getElementById('reveal-budget').dataset.remaining === '4'")
+            assert page.text_content("#reveal-budget") == "Reveals left: 4 of 5"
+            shot(page, "07b-record-revealed")
             page.goto(f"{live.url}/_console/search")
             every = search(page, "", year_from="1900", year_to="2026")  # everyone, the canary among them
             assert len(every) == DEMO + 2, len(every)  # + the markup resident + the canary
@@ -257,6 +275,13 @@ def test_console_in_a_real_browser(live: LiveServer, residents: list[dict[str, A
             }""", arg=PURPOSE)
             identities = {c.text_content() for c in page.query_selector_all("#audit-table .audit-identity")}
             assert identities == {"investigator1"}
+            page.fill("#a-purpose", REVEAL_PURPOSE)  # the reveal: its own record, naming the field
+            page.click("#audit-search")
+            page.wait_for_function("""() => {
+                const cells = [...document.querySelectorAll('#audit-table .audit-fields')];
+                return cells.length === 1 && cells[0].textContent.startsWith('phone (');
+            }""")
+            assert page.text_content("#audit-table .audit-path").startswith("/_strongroom/reveal/residents/")
             page.wait_for_selector("#chain-status.chain-ok")
             shot(page, "09-audit")
 

@@ -4,9 +4,9 @@ import { el, replace, message } from "./dom.js";
 import { t } from "./i18n.js";
 
 const MASKS = ["", "last4", "middle", "first_char", "redact", "hash"];
-const INDEX_PRIVILEGES = ["read", "bulk_export", "view_index_metadata", "monitor", "write", "create_index", "manage", "all"];
+const INDEX_PRIVILEGES = ["read", "reveal", "bulk_export", "view_index_metadata", "monitor", "write", "create_index", "manage", "all"];
 const CLUSTER_PRIVILEGES = ["monitor", "read_audit", "manage_own_api_key", "manage_api_key", "manage_security", "all"];
-const LIMIT_KEYS = ["records_per_hour", "records_per_day", "probes_per_hour", "requests_per_second", "max_size"];
+const LIMIT_KEYS = ["records_per_hour", "records_per_day", "probes_per_hour", "reveals_per_hour", "requests_per_second", "max_size"];
 const seg = encodeURIComponent;
 
 function field(label, input) {

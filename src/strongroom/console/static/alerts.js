@@ -6,7 +6,7 @@ import { t } from "./i18n.js";
 const REFRESH_MS = 10000;
 
 export async function alertsPage(main) {
-  const kind = el("select", { id: "alert-kind" }, ["", "canary", "budget_exhausted", "probe_budget_exhausted",
+  const kind = el("select", { id: "alert-kind" }, ["", "canary", "budget_exhausted", "probe_budget_exhausted", "reveal_budget_exhausted",
     "dump_pattern"].map((k) => el("option", { value: k, text: k ? t(`alert.${k}`, {}, k) : t("search.any") })));
   const list = el("section", { id: "alerts" });
   const blocks = el("section", { id: "blocks" });

@@ -62,13 +62,14 @@ async function body(response) {
 
 // call("POST", "/residents/_search", {query: …}, {purpose: true}) → parsed JSON; ApiError otherwise.
 // `background`: the page's own polling, which must not keep an unattended session alive.
-export async function call(method, path, payload, { withPurpose = false, background = false } = {}) {
+// `purposeText`: a purpose typed for this one call (a reveal), instead of the header's.
+export async function call(method, path, payload, { withPurpose = false, background = false, purposeText } = {}) {
   const headers = { Accept: "application/json", ...CONSOLE_HEADER };
   if (background) headers["X-Strongroom-Console"] = "background";
   if (payload !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && method !== "HEAD" && state) headers[state.csrf_header] = state.csrf_token;
-  if (withPurpose) {
-    const text = purpose();
+  if (withPurpose || purposeText !== undefined) {
+    const text = purposeText !== undefined ? purposeText : purpose();
     if (text) {
       if (!validPurpose(text)) throw new ApiError(400, { error: { reason: t("purpose.invalid") } });
       headers["X-Strongroom-Purpose"] = text;

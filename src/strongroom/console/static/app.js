@@ -27,6 +27,14 @@ export async function refreshBudget() {
       node.textContent = t("budget.left", { left: hour.remaining, limit: hour.limit });
     }
     node.dataset.remaining = hour && hour.remaining !== undefined && hour.remaining !== null ? hour.remaining : "";
+    const reveals = usage.usage && usage.usage.reveals ? usage.usage.reveals.hour : null;
+    const revealNode = document.getElementById("reveal-budget");
+    if (revealNode) {
+      const limited = reveals && reveals.limit !== null && reveals.limit !== undefined;
+      revealNode.textContent = limited ? t("budget.reveals", { left: reveals.remaining, limit: reveals.limit }) : "";
+      revealNode.dataset.remaining = limited ? reveals.remaining : "";
+      revealNode.classList.toggle("warn", Boolean(limited && reveals.remaining === 0));
+    }
     const blocked = usage.usage && usage.usage.blocked;
     node.classList.toggle("warn", Boolean(blocked) || (hour && hour.remaining === 0));
   } catch (error) {
@@ -57,7 +65,7 @@ function header(session, page) {
     el("div", { class: "purpose" }, el("label", { for: "purpose", text: t("purpose.label") }), purposeInput,
       purposeNote),
     el("div", { class: "budget-box" }, el("span", { class: "hint", text: t("budget.label") }),
-      el("span", { id: "budget", class: "budget", text: "…" })),
+      el("span", { id: "budget", class: "budget", text: "…" }), el("span", { id: "reveal-budget", class: "budget" })),
     el("div", { class: "who" },
       el("span", { id: "who", text: session.user }),
       languageSwitch(),

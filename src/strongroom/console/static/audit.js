@@ -76,7 +76,7 @@ async function verify(node) {
 
 function auditTable(records) {
   if (!records.length) return message(t("audit.none"), "hint");
-  const cols = ["seq", "time", "identity", "auth", "method", "path", "purpose", "status", "revealed"];
+  const cols = ["seq", "time", "identity", "auth", "method", "path", "purpose", "status", "revealed", "fields"];
   return el("table", { class: "grid", id: "audit-table" },
     el("thead", {}, el("tr", {}, cols.map((c) => el("th", { text: t(`audit.col.${c}`) })))),
     el("tbody", {}, records.map((r) => el("tr", { class: `outcome-${r.outcome || "alert"}` },
@@ -84,5 +84,6 @@ function auditTable(records) {
       el("td", { text: r.auth || "" }), el("td", { text: r.method || r.action || "" }),
       el("td", { class: "audit-path", text: r.path || (r.alert ? `alert: ${r.alert.kind}` : "") }),
       el("td", { class: "audit-purpose", text: r.purpose || "" }), el("td", { text: r.status === undefined ? "" : r.status }),
-      el("td", { text: Array.isArray(r.revealed) ? r.revealed.length : "" })))));
+      el("td", { text: Array.isArray(r.revealed) ? r.revealed.length : "" }),
+      el("td", { class: "audit-fields", text: Array.isArray(r.fields) ? r.fields.map((f) => `${f[2]} (${f[1]})`).join(", ") : "" })))));
 }
