@@ -184,3 +184,35 @@ def test_size_zero_totals_count_without_ranking_and_skip_deleted_documents(engin
         assert counted.total == ranked == count(index, query) and counted.hits == []
         assert run_search(targets_for([index]), SearchSpec(query=node, size=0, track_total=False)).total is None
     assert run_search(targets_for([index]), SearchSpec(query=parse_query({"match_all": {}}), size=0)).total == 29
+
+
+def test_match_all_counts_without_a_query_agree_with_counted_queries(engine: Engine) -> None:
+    """A size-0 match_all total comes from the segment's live-document count minus the checkpoint
+    marker, without running a query: it must agree with a counted query over every document after
+    writes, updates, deletes and refreshes (markers come and go with each commit)."""
+    import random
+
+    from strongroom.engine.search import SearchSpec, count_matches, run_search, targets_for
+    index = engine.create_index("live-counts", {"index.number_of_shards": "2"})
+    rng = random.Random(7)
+    live: set[str] = set()
+    everything = parse_query({"match_all": {}})
+    counted = parse_query({"bool": {"must": [{"match_all": {}}]}})  # not a bare match_all: a real count
+    assert run_search(targets_for([index]), SearchSpec(query=everything, size=0)).total == 0  # nothing committed
+    for round_ in range(6):
+        for _ in range(40):
+            doc_id = f"d{rng.randrange(60)}"
+            if rng.random() < 0.25:
+                index.write([WriteRequest("delete", doc_id, None, None)])
+                live.discard(doc_id)
+            else:
+                put(index, doc_id, {"n": round_})
+                live.add(doc_id)
+        index.refresh()
+        targets = targets_for([index])
+        total = run_search(targets, SearchSpec(query=everything, size=0)).total
+        assert total == len(live) == count_matches(targets, everything) == count_matches(targets, counted)
+        assert run_search(targets, SearchSpec(query=everything, size=100)).total == len(live)
+        restricted = targets_for([index], restrictions={"live-counts": parse_query({"term": {"n": round_}})})
+        expected = run_search(restricted, SearchSpec(query=counted, size=0)).total
+        assert run_search(restricted, SearchSpec(query=everything, size=0)).total == expected

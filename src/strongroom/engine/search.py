@@ -21,7 +21,7 @@ from ..errors import RequestError
 from ..jsonio import extract_values
 from .index import Index
 from .mapping import INTEGER_RANGES
-from .plan import Bool, Compiler, Ids, Node, named_queries
+from .plan import Bool, Compiler, Ids, MatchAll, Node, named_queries
 from .shard import Shard, StoredDoc, count_docs
 
 MAX_SORT_CANDIDATES = 1_000_000  # matches a field-sorted search may rank (per request)
@@ -129,6 +129,14 @@ class Target:
     def everything(self) -> tantivy.Query:
         return self.scoped(tantivy.Query.all_query())
 
+    def count(self, node: Node, post_filter: Node | None, query: tantivy.Query) -> int:
+        """How many documents `query` (`node` and `post_filter` compiled and scoped) matches; every
+        document of the view, without running a query, when it asks for all of them."""
+        if post_filter is None and self.restriction is None and isinstance(node, MatchAll) \
+                and isinstance(self.prepare(node), MatchAll):
+            return self.shard.live_docs(self.searcher)
+        return count_docs(self.searcher, query)
+
 
 def targets_for(indices: Sequence[Index], *, restrictions: dict[str, Node | None] | None = None,
                 transforms: dict[str, Callable[[Node], Node] | None] | None = None,
@@ -155,7 +163,7 @@ def stored_source(target: Target, doc: tantivy.Document) -> Any:
 
 def count_matches(targets: Sequence[Target], node: Node, *, now_millis: int | None = None) -> int:
     now = now_millis if now_millis is not None else int(time.time() * 1000)
-    return sum(count_docs(t.searcher, compile_for(t, node, None, now)) for t in targets)
+    return sum(t.count(node, None, compile_for(t, node, None, now)) for t in targets)
 
 
 def matching_ids(targets: Sequence[Target], node: Node, ids: Sequence[str], *, now_millis: int | None = None
@@ -268,7 +276,7 @@ def _by_score(targets: Sequence[Target], queries: Sequence[tantivy.Query], spec:
             break
         if want == 0:  # size 0 (aggregations, counts): no ranking, only the total if it is tracked
             if spec.track_total is not False:
-                total += count_docs(target.searcher, query)
+                total += target.count(spec.query, spec.post_filter, query)
             continue
         result = target.searcher.search(query, want, count=True)
         total += result.count

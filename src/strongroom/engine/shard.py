@@ -168,13 +168,10 @@ class WriteOp:
 
 
 def count_docs(searcher: tantivy.Searcher, query: tantivy.Query) -> int:
-    """How many documents match, without ranking any: a value count over `_seq_no`, a fast field every
-    document has (about twice as fast as a top-1 search with a count); the search's count if the column
-    cannot answer."""
-    try:
-        return int(searcher.aggregate(query, {"n": {"value_count": {"field": "_seq_no"}}})["n"]["value"])
-    except (ValueError, KeyError, TypeError):
-        return searcher.search(query, 1, count=True).count or 0
+    """How many documents match, without ranking: a top-1 search with a count under a constant score
+    (0.54-0.89x the time of a value count over `_seq_no`, selective and broad queries alike, at 200k
+    documents: bench/engine_count.py)."""
+    return searcher.search(tantivy.Query.const_score_query(query, 0.0), 1, count=True).count or 0
 
 
 class Shard:
@@ -379,6 +376,12 @@ class Shard:
     def num_docs(self) -> int:
         searcher = self._searcher
         return searcher.num_docs - (1 if self._committed_seq >= 0 else 0)
+
+    def live_docs(self, searcher: tantivy.Searcher) -> int:
+        """Documents in `searcher` (a view of this shard), the checkpoint marker left out: no query runs
+        over them (an exclusion query over every document costs as much as counting them one by one)."""
+        marker = tantivy.Query.term_query(self._index.schema, "_id", CHECKPOINT_ID)
+        return searcher.num_docs - (searcher.search(marker, 1, count=True).count or 0)
 
     def exclude_checkpoint(self, query: tantivy.Query) -> tantivy.Query:
         if self._committed_seq < 0:

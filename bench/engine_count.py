@@ -1,0 +1,98 @@
+"""How the engine counts matching documents: the ways tantivy can answer "how many", side by side.
+
+Builds a raw tantivy index of demo residents (birthplace and gender as keywords, with a checkpoint
+marker document as Strongroom's shards have, excluded from every query by a `must_not`) and times,
+per query, in one process:
+
+- `value_count`: a value-count aggregation over `_seq_no` (the engine's count until 2026-11-28);
+- `search`: a top-1 search with a count (BM25 scored);
+- `const`: the same under a constant score (`shard.count_docs` now);
+- `live docs`: for match_all only, the searcher's live-document count minus the marker (no query).
+
+Ratios are against `value_count` in the same run. Usage:
+    .venv/bin/python bench/engine_count.py [--docs 200000] [--repeat 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import tantivy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core import residents  # noqa: E402
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--docs", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=200)
+    args = parser.parse_args()
+
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("_id", tokenizer_name="raw")
+    builder.add_integer_field("_seq_no", fast=True)
+    builder.add_text_field("birthplace", tokenizer_name="raw", fast=True)
+    builder.add_text_field("gender", tokenizer_name="raw", fast=True)
+    schema = builder.build()
+    with tempfile.TemporaryDirectory(prefix="strongroom-count-") as tmp:
+        index = tantivy.Index(schema, path=tmp)
+        writer = index.writer(heap_size=128 << 20, num_threads=1)
+        for seq, (doc_id, source) in enumerate(residents(args.docs)):
+            doc = orjson.loads(source)
+            writer.add_document(tantivy.Document(_id=doc_id, _seq_no=seq, birthplace=doc["birthplace"],
+                                                 gender=doc["gender"]))
+        writer.add_document(tantivy.Document(_id=""))  # the checkpoint marker: no _seq_no, no fields
+        writer.commit()
+        writer.wait_merging_threads()
+        index.reload()
+        searcher = index.searcher()
+        marker = tantivy.Query.term_query(schema, "_id", "")
+        first = orjson.loads(residents(args.docs)[0][1])
+
+        def scoped(query: tantivy.Query) -> tantivy.Query:
+            return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.MustNot, marker)])
+
+        queries = {"match_all": tantivy.Query.all_query(),
+                   "term gender (half)": tantivy.Query.term_query(schema, "gender", first["gender"]),
+                   "term birthplace": tantivy.Query.term_query(schema, "birthplace", first["birthplace"])}
+        value_count = {"n": {"value_count": {"field": "_seq_no"}}}
+        print(f"{args.docs:,} documents, {searcher.num_segments} segment(s); median ms of {args.repeat}\n")
+        print("| query | matches | value_count | search | const | live docs | const ÷ value_count | live ÷ value_count |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, raw in queries.items():
+            query = scoped(raw)
+            const = tantivy.Query.const_score_query(query, 0.0)
+            matches = searcher.search(const, 1, count=True).count
+            assert matches == int(searcher.aggregate(query, value_count)["n"]["value"])
+            base = timed(lambda: searcher.aggregate(query, value_count), args.repeat)  # noqa: B023
+            search = timed(lambda: searcher.search(query, 1, count=True), args.repeat)  # noqa: B023
+            constant = timed(lambda: searcher.search(const, 1, count=True), args.repeat)  # noqa: B023
+            live = live_ratio = "—"
+            if name == "match_all":
+                assert searcher.num_docs - searcher.search(marker, 1, count=True).count == matches
+                live_ms = timed(lambda: searcher.num_docs - searcher.search(marker, 1, count=True).count, args.repeat)
+                live, live_ratio = f"{live_ms:.3f}", f"{live_ms / base:.3f}×"
+            print(f"| {name} | {matches:,} | {base:.3f} | {search:.3f} | {constant:.3f} | {live} | "
+                  f"{constant / base:.2f}× | {live_ratio} |")
+
+
+if __name__ == "__main__":
+    main()
