@@ -216,3 +216,26 @@ def test_match_all_counts_without_a_query_agree_with_counted_queries(engine: Eng
         restricted = targets_for([index], restrictions={"live-counts": parse_query({"term": {"n": round_}})})
         expected = run_search(restricted, SearchSpec(query=counted, size=0)).total
         assert run_search(restricted, SearchSpec(query=everything, size=0)).total == expected
+def test_the_checkpoint_markers_column_values_never_show(engine: Engine) -> None:
+    # Each commit's marker document carries a value in every fast column (so tantivy keeps the columns
+    # dense); queries exclude it, so none of those values may appear anywhere.
+    from strongroom.engine.aggs import run_aggregations
+    from strongroom.engine.search import SearchSpec, run_search, targets_for
+    from strongroom.query.aggs_request import parse_aggregations as parse_aggs
+    index = engine.create_index("marker", {"index.number_of_shards": "1"}, {"properties": {
+        "k": {"type": "keyword"}, "n": {"type": "long"}, "f": {"type": "double"}, "b": {"type": "boolean"},
+        "ip": {"type": "ip"}}})
+    for i in range(5):
+        put(index, f"d{i}", {"k": f"v{i % 2}", "n": i + 10, "f": i + 0.5, "b": True, "ip": "10.0.0.1"})
+        index.refresh()  # five commits, five markers over time
+    targets = targets_for([index])
+    aggs = run_aggregations(targets, parse_query({"match_all": {}}), parse_aggs({
+        "k": {"terms": {"field": "k"}}, "n": {"min": {"field": "n"}}, "f": {"min": {"field": "f"}},
+        "b": {"terms": {"field": "b"}}, "ip": {"terms": {"field": "ip"}}, "c": {"value_count": {"field": "k"}}}))
+    assert sorted(b["key"] for b in aggs["k"]["buckets"]) == ["v0", "v1"]
+    assert aggs["n"]["value"] == 10 and aggs["f"]["value"] == 0.5 and aggs["c"]["value"] == 5
+    assert [b["doc_count"] for b in aggs["b"]["buckets"]] == [5] and len(aggs["ip"]["buckets"]) == 1
+    for query in ({"range": {"k": {"lte": "v1"}}}, {"term": {"k": ""}}, {"range": {"n": {"lte": 0}}},
+                  {"term": {"b": False}}, {"match_all": {}}):
+        expected = 5 if query in ({"range": {"k": {"lte": "v1"}}}, {"match_all": {}}) else 0
+        assert run_search(targets, SearchSpec(query=parse_query(query), size=10)).total == expected, query

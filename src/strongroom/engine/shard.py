@@ -64,6 +64,22 @@ class Slot:
                 "options": {"indexed": True, "fieldnorms": False, "fast": True, "stored": False}}
 
 
+# The checkpoint marker (one per commit, never matched: every query excludes it) carries a value for
+# every fast column. A column in which one document of a segment has no value is "optional" in
+# tantivy, and its aggregations read it through an index: a terms aggregation over 200,000 documents
+# took 3.3 ms instead of 0.7 ms because of that one document (measured with tantivy 0.27).
+_MARKER_VALUES: dict[str, tuple[str, Any]] = {"keyword": ("add_text", ""), "i64": ("add_integer", 0),
+                                              "f64": ("add_float", 0.0), "bool": ("add_boolean", False),
+                                              "ip": ("add_ip_addr", "::")}
+
+
+def _fill_columns(marker: tantivy.Document, slots: Any) -> None:
+    for slot in slots:
+        entry = _MARKER_VALUES.get(slot.kind)
+        if entry is not None:
+            getattr(marker, entry[0])(slot.name, entry[1])
+
+
 def _text_entry(name: str, *, tokenizer: str, record: str, norms: bool, stored: bool = False,
                 fast: bool = False, indexed: bool = True) -> dict[str, Any]:
     indexing = {"record": record, "fieldnorms": norms, "tokenizer": tokenizer} if indexed else None
@@ -550,6 +566,7 @@ class Shard:
         marker = tantivy.Document()
         marker.add_text("_id", CHECKPOINT_ID)
         marker.add_integer("_ckpt", seq)
+        _fill_columns(marker, self._slots.values())
         self._writer.add_document(marker)
         self._writer.commit()
         fsync_dir(self._tantivy_dir)  # tantivy renames meta.json but does not fsync the directory.
