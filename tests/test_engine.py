@@ -216,26 +216,90 @@ def test_match_all_counts_without_a_query_agree_with_counted_queries(engine: Eng
         restricted = targets_for([index], restrictions={"live-counts": parse_query({"term": {"n": round_}})})
         expected = run_search(restricted, SearchSpec(query=counted, size=0)).total
         assert run_search(restricted, SearchSpec(query=everything, size=0)).total == expected
-def test_the_checkpoint_markers_column_values_never_show(engine: Engine) -> None:
-    # Each commit's marker document carries a value in every fast column (so tantivy keeps the columns
-    # dense); queries exclude it, so none of those values may appear anywhere.
-    from strongroom.engine.aggs import run_aggregations
-    from strongroom.engine.search import SearchSpec, run_search, targets_for
-    from strongroom.query.aggs_request import parse_aggregations as parse_aggs
-    index = engine.create_index("marker", {"index.number_of_shards": "1"}, {"properties": {
-        "k": {"type": "keyword"}, "n": {"type": "long"}, "f": {"type": "double"}, "b": {"type": "boolean"},
-        "ip": {"type": "ip"}}})
-    for i in range(5):
-        put(index, f"d{i}", {"k": f"v{i % 2}", "n": i + 10, "f": i + 0.5, "b": True, "ip": "10.0.0.1"})
-        index.refresh()  # five commits, five markers over time
-    targets = targets_for([index])
-    aggs = run_aggregations(targets, parse_query({"match_all": {}}), parse_aggs({
-        "k": {"terms": {"field": "k"}}, "n": {"min": {"field": "n"}}, "f": {"min": {"field": "f"}},
-        "b": {"terms": {"field": "b"}}, "ip": {"terms": {"field": "ip"}}, "c": {"value_count": {"field": "k"}}}))
-    assert sorted(b["key"] for b in aggs["k"]["buckets"]) == ["v0", "v1"]
-    assert aggs["n"]["value"] == 10 and aggs["f"]["value"] == 0.5 and aggs["c"]["value"] == 5
-    assert [b["doc_count"] for b in aggs["b"]["buckets"]] == [5] and len(aggs["ip"]["buckets"]) == 1
-    for query in ({"range": {"k": {"lte": "v1"}}}, {"term": {"k": ""}}, {"range": {"n": {"lte": 0}}},
-                  {"term": {"b": False}}, {"match_all": {}}):
-        expected = 5 if query in ({"range": {"k": {"lte": "v1"}}}, {"match_all": {}}) else 0
-        assert run_search(targets, SearchSpec(query=parse_query(query), size=10)).total == expected, query
+
+
+def _versions(index: Index, ids: list[str]) -> dict[str, tuple[int, int] | None]:
+    out: dict[str, tuple[int, int] | None] = {}
+    for doc_id in ids:
+        doc = index.get(doc_id, realtime=False)
+        out[doc_id] = None if doc is None else (doc.version, doc.seq_no)
+    return out
+
+
+def test_a_crash_between_the_commit_and_the_checkpoint_file_replays_harmlessly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpoint file is written after tantivy's commit and before the log is cut. A crash in
+    between leaves the older checkpoint, so the operations the commit already holds are replayed:
+    the index must come back exactly as acknowledged (each document once, same versions and sequence
+    numbers) and go on numbering after them."""
+    from strongroom.engine.shard import Shard
+    from strongroom.engine.wal import LocalLog
+    engine = Engine(tmp_path / "data", writer_heap_bytes=20_000_000)
+    index = engine.create_index("crashy", {"index.number_of_shards": "1"})
+    for i in range(10):
+        put(index, f"d{i}", {"n": i})
+    index.refresh()
+    before = index.shards[0].committed_seq
+    # From here on the process "dies" right after each commit: no checkpoint file, no log cut.
+    monkeypatch.setattr(Shard, "_write_checkpoint", lambda self, seq: None)
+    monkeypatch.setattr(LocalLog, "truncate_before", lambda self, seq: None)
+    for i in range(5, 15):
+        put(index, f"d{i}", {"n": i * 10})  # updates of d5-d9, new d10-d14
+    index.write([WriteRequest("delete", "d0", None, None)])
+    index.refresh()
+    ids = [f"d{i}" for i in range(15)]
+    expected = _versions(index, ids)
+    engine.close()
+    monkeypatch.undo()
+
+    engine = Engine(tmp_path / "data", writer_heap_bytes=20_000_000)
+    try:
+        index = engine.index("crashy")
+        shard = index.shards[0]
+        assert shard.committed_seq > before  # the replayed operations were committed again
+        assert _versions(index, ids) == expected
+        assert count(index) == 14 == shard.num_docs()
+        assert count(index, {"term": {"n": 50}}) == 1 and count(index, {"term": {"n": 5}}) == 0
+        result = put(index, "d15", {"n": 15})
+        assert result.seq_no == max(v[1] for v in expected.values() if v is not None) + 2  # after the delete
+    finally:
+        engine.close()
+
+
+def test_a_shard_with_the_old_checkpoint_document_is_migrated(tmp_path: Path) -> None:
+    """Shards written before the checkpoint file kept the checkpoint in a marker document with an
+    empty id. Opening one moves the checkpoint to the file and deletes the marker: counts and
+    aggregations then see only documents, and nothing is replayed twice."""
+    import tantivy
+
+    from strongroom.engine.shard import CHECKPOINT_FILE
+    engine = Engine(tmp_path / "data", writer_heap_bytes=20_000_000)
+    index = engine.create_index("legacy", {"index.number_of_shards": "1"})
+    for i in range(6):
+        put(index, f"d{i}", {"n": i})
+    index.refresh()
+    shard = index.shards[0]
+    seq, directory = shard.committed_seq, shard._tantivy_dir
+    engine.close()
+    # Turn it into a shard of the old format: a marker document, no checkpoint file.
+    raw = tantivy.Index.open(str(directory))
+    writer = raw.writer(20_000_000, 1)
+    marker = tantivy.Document()
+    marker.add_text("_id", "")
+    marker.add_integer("_ckpt", seq)
+    writer.add_document(marker)
+    writer.commit()
+    writer.wait_merging_threads()
+    del writer, raw
+    (directory / CHECKPOINT_FILE).unlink()
+
+    engine = Engine(tmp_path / "data", writer_heap_bytes=20_000_000)
+    try:
+        index = engine.index("legacy")
+        shard = index.shards[0]
+        assert shard.committed_seq == seq
+        assert json.loads((directory / CHECKPOINT_FILE).read_bytes()) == {"committed_seq": seq}
+        assert shard.num_docs() == 6 == count(index) == shard.searcher.num_docs
+        assert put(index, "d6", {"n": 6}).seq_no == seq + 1
+    finally:
+        engine.close()

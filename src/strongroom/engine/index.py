@@ -525,7 +525,7 @@ class Index:
         self.searching()
         for shard in self.shards:
             searcher = shard.searcher
-            query = shard.exclude_checkpoint(self.compiler(shard, searcher).compile(node))
+            query = self.compiler(shard, searcher).compile(node)
             total += count_docs(searcher, query)
         return total
 

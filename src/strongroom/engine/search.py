@@ -118,7 +118,6 @@ class Target:
 
     def scoped(self, query: tantivy.Query) -> tantivy.Query:
         """`query` limited to the documents that exist for this request."""
-        query = self.shard.exclude_checkpoint(query)
         if self.restriction is None:
             return query
         if self._restricted is None:
@@ -134,7 +133,7 @@ class Target:
         document of the view, without running a query, when it asks for all of them."""
         if post_filter is None and self.restriction is None and isinstance(node, MatchAll) \
                 and isinstance(self.prepare(node), MatchAll):
-            return self.shard.live_docs(self.searcher)
+            return self.searcher.num_docs
         return count_docs(self.searcher, query)
 
 
@@ -174,8 +173,7 @@ def matching_ids(targets: Sequence[Target], node: Node, ids: Sequence[str], *, n
     now = now_millis if now_millis is not None else int(time.time() * 1000)
     found: set[str] = set()
     for target in targets:
-        query = target.shard.exclude_checkpoint(
-            target.compiler(now).compile(Bool(filter=(Ids(tuple(ids)), target.encode(node)))))
+        query = target.compiler(now).compile(Bool(filter=(Ids(tuple(ids)), target.encode(node))))
         for _score, address in target.searcher.search(query, len(ids), count=False).hits:
             found.add(target.searcher.doc(address).get_first("_id"))
     return found

@@ -5,9 +5,14 @@ concurrency conditions → assign the next sequence number → append to the log
 writer → remember the operation in the live version map. The caller then waits for `sync` (one
 fsync shared by everything appended meanwhile) before acknowledging.
 
-Refresh = tantivy commit: it makes writes searchable, and it durably records (inside the commit,
-as a checkpoint document) the last sequence number it covers. The log before that point is then
-dropped. On open, the log is replayed past the checkpoint.
+Refresh = tantivy commit: it makes writes searchable. Then the last sequence number it covers is
+written (atomically, fsynced) to `CHECKPOINT_FILE` beside the commit's files, and only then is the
+log before that point dropped. On open, the log is replayed past the checkpoint. A crash between
+the commit and the checkpoint file leaves the older checkpoint: the replay then re-applies
+operations the commit already holds, which is harmless (each is "delete by id, add as logged").
+Before 2026-11-28 the checkpoint was a marker document inside the commit, which every query had to
+exclude (an exclusion over every document cost ~8 ms per million in a terms aggregation:
+bench/engine_marker.py); a shard that still has one is migrated when it opens.
 
 Schema: fixed metadata fields plus one tantivy field ("slot") per mapped leaf field. tantivy
 cannot add fields to an index, so new slots are appended to the schema in `meta.json` while the
@@ -40,7 +45,10 @@ from .wal import LocalLog, LogCorruptionError, LogError
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_ID = ""  # Elasticsearch ids cannot be empty, so no document can collide with it.
+# The last sequence number a commit covers, in the commit's directory (so a snapshot's linked files
+# carry it). tantivy leaves files it does not manage alone.
+CHECKPOINT_FILE = "strongroom-checkpoint.json"
+LEGACY_MARKER_ID = ""  # the old in-index checkpoint document's id (Elasticsearch ids cannot be empty)
 GC_DELETES_SECONDS = 60.0
 
 SlotKind = Literal["text", "keyword", "i64", "f64", "bool", "ip"]
@@ -64,22 +72,6 @@ class Slot:
                 "options": {"indexed": True, "fieldnorms": False, "fast": True, "stored": False}}
 
 
-# The checkpoint marker (one per commit, never matched: every query excludes it) carries a value for
-# every fast column. A column in which one document of a segment has no value is "optional" in
-# tantivy, and its aggregations read it through an index: a terms aggregation over 200,000 documents
-# took 3.3 ms instead of 0.7 ms because of that one document (measured with tantivy 0.27).
-_MARKER_VALUES: dict[str, tuple[str, Any]] = {"keyword": ("add_text", ""), "i64": ("add_integer", 0),
-                                              "f64": ("add_float", 0.0), "bool": ("add_boolean", False),
-                                              "ip": ("add_ip_addr", "::")}
-
-
-def _fill_columns(marker: tantivy.Document, slots: Any) -> None:
-    for slot in slots:
-        entry = _MARKER_VALUES.get(slot.kind)
-        if entry is not None:
-            getattr(marker, entry[0])(slot.name, entry[1])
-
-
 def _text_entry(name: str, *, tokenizer: str, record: str, norms: bool, stored: bool = False,
                 fast: bool = False, indexed: bool = True) -> dict[str, Any]:
     indexing = {"record": record, "fieldnorms": norms, "tokenizer": tokenizer} if indexed else None
@@ -100,7 +92,7 @@ FIXED_SCHEMA: list[dict[str, Any]] = [
      "options": {"indexed": False, "fieldnorms": False, "fast": False, "stored": True}},
     _text_entry("_routing", tokenizer="raw", record="basic", norms=False, stored=True, indexed=False),
     _text_entry("_field_names", tokenizer="raw", record="basic", norms=False),
-    _numeric_entry("_ckpt", "i64", indexed=False, fast=False, stored=True),
+    _numeric_entry("_ckpt", "i64", indexed=False, fast=False, stored=True),  # read only from legacy markers
 ]
 
 
@@ -214,6 +206,7 @@ class Shard:
         self._slots = {s.name: s for s in slots}
         self._open_index()
         self._committed_seq = self._read_checkpoint()
+        self._drop_legacy_marker()
         self._log = LocalLog(path / "translog", base_seq=self._committed_seq + 1)
         self._applied_seq = self._committed_seq
         self._next_seq = max(self._committed_seq, self._log.last_seq) + 1
@@ -314,11 +307,44 @@ class Shard:
         return self._index.schema
 
     def _read_checkpoint(self) -> int:
+        path = self._tantivy_dir / CHECKPOINT_FILE
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return self._legacy_marker_seq()
+        try:
+            seq = json.loads(raw)["committed_seq"]
+            if isinstance(seq, bool) or not isinstance(seq, int) or seq < -1:
+                raise ValueError(seq)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InternalError(f"shard {self.number} of index [{self.index_name}]: unreadable checkpoint file "
+                                f"{path}") from exc
+        return seq
+
+    def _write_checkpoint(self, seq: int) -> None:
+        atomic_write(self._tantivy_dir / CHECKPOINT_FILE, json.dumps({"committed_seq": seq}).encode(), mode=0o644)
+
+    def _legacy_marker_seq(self) -> int:
         searcher = self._searcher
-        hits = searcher.search(tantivy.Query.term_query(self._index.schema, "_id", CHECKPOINT_ID), 1).hits
+        hits = searcher.search(tantivy.Query.term_query(self._index.schema, "_id", LEGACY_MARKER_ID), 1).hits
         if not hits:
             return -1
         return int(searcher.doc(hits[0][1]).get_first("_ckpt"))
+
+    def _drop_legacy_marker(self) -> None:
+        """A shard written before the checkpoint file: keep its checkpoint in the file, then delete the
+        marker document (in that order: a crash in between leaves both, and the file wins)."""
+        if self._legacy_marker_seq() < 0:
+            return
+        if not (self._tantivy_dir / CHECKPOINT_FILE).exists():
+            self._write_checkpoint(self._committed_seq)
+        self._writer.delete_documents_by_term("_id", LEGACY_MARKER_ID)
+        self._writer.commit()
+        fsync_dir(self._tantivy_dir)
+        self._index.reload()
+        self._searcher = self._index.searcher()
+        log.info("index [%s] shard %d: checkpoint moved from a marker document to %s", self.index_name,
+                 self.number, CHECKPOINT_FILE)
 
     def _replay(self) -> None:
         replayed = 0
@@ -390,20 +416,7 @@ class Shard:
                             searcher.fast_field_values("_primary_term", address)[0], False, None, None, 0.0)
 
     def num_docs(self) -> int:
-        searcher = self._searcher
-        return searcher.num_docs - (1 if self._committed_seq >= 0 else 0)
-
-    def live_docs(self, searcher: tantivy.Searcher) -> int:
-        """Documents in `searcher` (a view of this shard), the checkpoint marker left out: no query runs
-        over them (an exclusion query over every document costs as much as counting them one by one)."""
-        marker = tantivy.Query.term_query(self._index.schema, "_id", CHECKPOINT_ID)
-        return searcher.num_docs - (searcher.search(marker, 1, count=True).count or 0)
-
-    def exclude_checkpoint(self, query: tantivy.Query) -> tantivy.Query:
-        if self._committed_seq < 0:
-            return query
-        marker = tantivy.Query.term_query(self._index.schema, "_id", CHECKPOINT_ID)
-        return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.MustNot, marker)])
+        return self._searcher.num_docs
 
     def stats(self) -> dict[str, int]:
         deleted = sum((s.get("deletes") or {}).get("num_deleted_docs", 0) for s in self._meta()["segments"])
@@ -562,14 +575,9 @@ class Shard:
             self._notify(self._committed_seq)
             return
         self._log.sync(seq)  # The index must never be ahead of the durable log.
-        self._writer.delete_documents_by_term("_id", CHECKPOINT_ID)
-        marker = tantivy.Document()
-        marker.add_text("_id", CHECKPOINT_ID)
-        marker.add_integer("_ckpt", seq)
-        _fill_columns(marker, self._slots.values())
-        self._writer.add_document(marker)
         self._writer.commit()
         fsync_dir(self._tantivy_dir)  # tantivy renames meta.json but does not fsync the directory.
+        self._write_checkpoint(seq)  # after the commit, before the log is cut (see the module docstring)
         self._index.reload()
         self._searcher = self._index.searcher()
         self._committed_seq = seq

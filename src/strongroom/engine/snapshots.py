@@ -49,6 +49,7 @@ from ..errors import (ConcurrentSnapshotError, IllegalArgumentError, IndexNotFou
                       RepositoryError, RepositoryMissingError, ResourceAlreadyExistsError, SnapshotMissingError,
                       SnapshotRestoreError, StrongroomError)
 from .fsutil import atomic_write, fsync_dir, make_dirs
+from .shard import CHECKPOINT_FILE
 
 if TYPE_CHECKING:
     from .node import Engine
@@ -61,7 +62,8 @@ STAGING = "snapshot-staging"
 FORMAT = 1
 _CHUNK = 1 << 20
 _BAD_NAME_CHARS = set('\\/*?"<>|,# ')
-_MUTABLE_FILES = {"meta.json", ".managed.json"}  # rewritten in place by tantivy; never reused by name
+# rewritten in place (by tantivy; the shard's checkpoint file): never reused by name and size
+_MUTABLE_FILES = {"meta.json", ".managed.json", CHECKPOINT_FILE}
 
 
 def validate_repository_name(name: str) -> None:
