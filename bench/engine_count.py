@@ -1,15 +1,16 @@
 """How the engine counts matching documents: the ways tantivy can answer "how many", side by side.
 
-Builds a raw tantivy index of demo residents (birthplace and gender as keywords, with a checkpoint
-marker document as Strongroom's shards have, excluded from every query by a `must_not`) and times,
-per query, in one process:
+Builds a raw tantivy index of demo residents (birthplace and gender as keywords) and times, per
+query, in one process:
 
-- `value_count`: a value-count aggregation over `_seq_no` (the engine's count until 2026-11-28);
+- `value_count`: a value-count aggregation over `_seq_no` (`shard.count_docs`);
 - `search`: a top-1 search with a count (BM25 scored);
-- `const`: the same under a constant score (`shard.count_docs` now);
-- `live docs`: for match_all only, the searcher's live-document count minus the marker (no query).
+- `const`: the same under a constant score;
+- `live docs`: for match_all only, the searcher's live-document count (no query).
 
-Ratios are against `value_count` in the same run. Usage:
+Ratios are against `value_count` in the same run. (With Strongroom's old in-index checkpoint
+document, which had no `_seq_no`, the column was "optional" and the value count the slowest of the
+three: see bench/engine_marker.py.) Usage:
     .venv/bin/python bench/engine_count.py [--docs 200000] [--repeat 200]
 """
 
@@ -59,16 +60,11 @@ def main() -> None:
             doc = orjson.loads(source)
             writer.add_document(tantivy.Document(_id=doc_id, _seq_no=seq, birthplace=doc["birthplace"],
                                                  gender=doc["gender"]))
-        writer.add_document(tantivy.Document(_id=""))  # the checkpoint marker: no _seq_no, no fields
         writer.commit()
         writer.wait_merging_threads()
         index.reload()
         searcher = index.searcher()
-        marker = tantivy.Query.term_query(schema, "_id", "")
         first = orjson.loads(residents(args.docs)[0][1])
-
-        def scoped(query: tantivy.Query) -> tantivy.Query:
-            return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.MustNot, marker)])
 
         queries = {"match_all": tantivy.Query.all_query(),
                    "term gender (half)": tantivy.Query.term_query(schema, "gender", first["gender"]),
@@ -78,7 +74,7 @@ def main() -> None:
         print("| query | matches | value_count | search | const | live docs | const ÷ value_count | live ÷ value_count |")
         print("|---|---|---|---|---|---|---|---|")
         for name, raw in queries.items():
-            query = scoped(raw)
+            query = raw
             const = tantivy.Query.const_score_query(query, 0.0)
             matches = searcher.search(const, 1, count=True).count
             assert matches == int(searcher.aggregate(query, value_count)["n"]["value"])
@@ -87,8 +83,8 @@ def main() -> None:
             constant = timed(lambda: searcher.search(const, 1, count=True), args.repeat)  # noqa: B023
             live = live_ratio = "—"
             if name == "match_all":
-                assert searcher.num_docs - searcher.search(marker, 1, count=True).count == matches
-                live_ms = timed(lambda: searcher.num_docs - searcher.search(marker, 1, count=True).count, args.repeat)
+                assert searcher.num_docs == matches
+                live_ms = timed(lambda: searcher.num_docs, args.repeat)
                 live, live_ratio = f"{live_ms:.3f}", f"{live_ms / base:.3f}×"
             print(f"| {name} | {matches:,} | {base:.3f} | {search:.3f} | {constant:.3f} | {live} | "
                   f"{constant / base:.2f}× | {live_ratio} |")
