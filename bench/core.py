@@ -21,10 +21,12 @@ import random
 import re
 import shutil
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,17 @@ def residents(count: int) -> list[tuple[str, bytes]]:
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall time of `fn()` in milliseconds over `repeat` calls, after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
 
 
 # -- baseline: raw tantivy, in-process --------------------------------------------------------

@@ -17,28 +17,15 @@ three: see bench/engine_marker.py.) Usage:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import tantivy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from core import residents  # noqa: E402
-
-
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+from core import median_ms, residents  # noqa: E402
 
 
 def main() -> None:
@@ -78,13 +65,13 @@ def main() -> None:
             const = tantivy.Query.const_score_query(query, 0.0)
             matches = searcher.search(const, 1, count=True).count
             assert matches == int(searcher.aggregate(query, value_count)["n"]["value"])
-            base = timed(lambda: searcher.aggregate(query, value_count), args.repeat)  # noqa: B023
-            search = timed(lambda: searcher.search(query, 1, count=True), args.repeat)  # noqa: B023
-            constant = timed(lambda: searcher.search(const, 1, count=True), args.repeat)  # noqa: B023
+            base = median_ms(lambda: searcher.aggregate(query, value_count), args.repeat)  # noqa: B023
+            search = median_ms(lambda: searcher.search(query, 1, count=True), args.repeat)  # noqa: B023
+            constant = median_ms(lambda: searcher.search(const, 1, count=True), args.repeat)  # noqa: B023
             live = live_ratio = "—"
             if name == "match_all":
                 assert searcher.num_docs == matches
-                live_ms = timed(lambda: searcher.num_docs, args.repeat)
+                live_ms = median_ms(lambda: searcher.num_docs, args.repeat)
                 live, live_ratio = f"{live_ms:.3f}", f"{live_ms / base:.3f}×"
             print(f"| {name} | {matches:,} | {base:.3f} | {search:.3f} | {constant:.3f} | {live} | "
                   f"{constant / base:.2f}× | {live_ratio} |")

@@ -19,11 +19,8 @@ Usage: .venv/bin/python bench/engine_marker.py [--docs 100000] [--repeat 200]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from typing import Any
 from pathlib import Path
 
@@ -31,17 +28,7 @@ import orjson
 import tantivy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from core import residents  # noqa: E402
-
-
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+from core import median_ms, residents  # noqa: E402
 
 
 def build(places: list[str], tmp: str, *, commits: int, marker: bool, filled: bool) -> tuple[tantivy.Searcher, Any]:
@@ -82,8 +69,8 @@ def main() -> None:
             excluded = tantivy.Query.boolean_query([
                 (tantivy.Occur.Must, everything),
                 (tantivy.Occur.MustNot, tantivy.Query.term_query(schema, "_id", ""))])
-            whole = timed(lambda: searcher.aggregate(everything, request), args.repeat)  # noqa: B023
-            scoped = timed(lambda: searcher.aggregate(excluded, request), args.repeat)  # noqa: B023
+            whole = median_ms(lambda: searcher.aggregate(everything, request), args.repeat)  # noqa: B023
+            scoped = median_ms(lambda: searcher.aggregate(excluded, request), args.repeat)  # noqa: B023
             rows.append((name, searcher.num_segments, whole, scoped))
     base = rows[0][2]
     print(f"{args.docs:,} birthplaces; terms aggregation, median ms of {args.repeat}\n")

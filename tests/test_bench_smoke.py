@@ -25,3 +25,15 @@ def test_core_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     assert set(report["ratios"]) == {"bulk_docs_per_s", "get_p50_ms", "get_p99_ms"}
     assert all(value > 0 for value in report["ratios"].values())
     assert "| bulk load, docs/s |" in done.stdout
+
+
+@pytest.mark.parametrize("script, rows", [("engine_count.py", ("| match_all | 2,000 |", "| term birthplace |")),
+                                          ("engine_marker.py", ("| raw |", "| marker |", "| filled |"))])
+def test_engine_microbenchmarks_run_and_report_ratios(tmp_path: Path, script: str, rows: tuple[str, ...]) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--docs", "2000", "--repeat", "3"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "STRONGROOM_BENCH_CACHE": str(tmp_path)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    for row in rows:
+        assert row in done.stdout, done.stdout
+    assert "×" in done.stdout
