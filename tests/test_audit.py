@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -723,3 +725,17 @@ def test_cli_verify_missing_files_exit_2(deployment: tuple[Path, Path], missing:
     result = run_verify(data, config, *extra)
     assert result.exit_code == 2, result.output
     assert "Error" in result.output or "no " in result.output
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=12),
+       tail=st.binary(max_size=10).map(lambda b: b.replace(b"\n", b"")), chunk=st.integers(1, 40))
+def test_lines_backwards_reads_what_a_whole_read_gives(tmp_path_factory: pytest.TempPathFactory, lines: list[bytes],
+                                                       tail: bytes, chunk: int) -> None:
+    """Searching reads segments from the end in chunks: any chunk size gives the complete lines of a
+    whole read, last first, and never the line being written."""
+    from strongroom.security.audit import _complete_lines, _lines_backwards
+    path = tmp_path_factory.mktemp("lines") / "segment.jsonl"
+    data = b"".join(line + b"\n" for line in lines) + tail
+    path.write_bytes(data)
+    assert list(_lines_backwards(path, chunk)) == list(reversed(_complete_lines(data)))

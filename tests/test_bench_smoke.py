@@ -27,10 +27,12 @@ def test_core_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     assert "| bulk load, docs/s |" in done.stdout
 
 
-@pytest.mark.parametrize("script, rows", [("engine_count.py", ("| match_all | 2,000 |", "| term birthplace |")),
-                                          ("engine_marker.py", ("| raw |", "| marker |", "| filled |"))])
-def test_engine_microbenchmarks_run_and_report_ratios(tmp_path: Path, script: str, rows: tuple[str, ...]) -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--docs", "2000", "--repeat", "3"],
+@pytest.mark.parametrize("script, size, rows", [
+    ("engine_count.py", "--docs", ("| match_all | 2,000 |", "| term birthplace |")),
+    ("engine_marker.py", "--docs", ("| raw |", "| marker |", "| filled |")),
+    ("audit_search.py", "--records", ("| newest 200 |", "| newest 200 of one identity |"))])
+def test_microbenchmarks_run_and_report_ratios(tmp_path: Path, script: str, size: str, rows: tuple[str, ...]) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), size, "2000", "--repeat", "3"],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "STRONGROOM_BENCH_CACHE": str(tmp_path)})
     assert done.returncode == 0, done.stdout + done.stderr

@@ -189,6 +189,32 @@ def _complete_lines(data: bytes) -> list[bytes]:
     return lines[:-1]
 
 
+def _lines_backwards(path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The newline-terminated lines of a file, last first, read in chunks from the end: the newest
+    records of a large segment cost what they are, not the segment. A final line without newline
+    (being written) is left out, as `_complete_lines` does."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        pos = handle.seek(0, os.SEEK_END)
+        carry: bytes | None = None  # bytes from `pos` up to the next newline; None: none found yet
+        while pos > 0:
+            start = max(0, pos - chunk)
+            handle.seek(start)
+            block = handle.read(pos - start)
+            pos = start
+            if carry is None:  # still inside the unterminated tail
+                cut = block.rfind(b"\n")
+                if cut < 0:
+                    continue
+                block, carry = block[:cut], b""
+            parts = (block + carry).split(b"\n")  # every part but the first ends at a newline
+            carry = parts.pop(0) if pos > 0 else b""
+            yield from reversed(parts)
+
+
 def _scan_tail(fd: int, size: int) -> tuple[int, bytes | None]:
     """(bytes up to and including the last newline, the last complete line or None), reading backwards."""
     buf, pos, good_end = b"", size, -1
@@ -523,11 +549,7 @@ class AuditLog:
         if size <= 0:
             return found
         for _first, path in reversed(_segments(self.directory)):
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                continue
-            for line in reversed(_complete_lines(data)):
+            for line in _lines_backwards(path):
                 try:
                     record = orjson.loads(line)
                 except orjson.JSONDecodeError:
