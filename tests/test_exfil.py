@@ -492,3 +492,17 @@ def test_nothing_is_served_unaudited(tmp_path: Path, monkeypatch: pytest.MonkeyP
                for line in path.read_text().splitlines()]
     served = [r for r in records if r.get("status") == 200 and r.get("revealed")]
     assert len(served) == 2  # the read before the failure and the one after: every served read is on record
+
+
+def test_the_slow_action_delays_only_the_slowed_identity_for_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from strongroom.security.exfil import Guard
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    guard = Guard(dump_action="slow", block_seconds=60.0, slow_seconds=2.0)
+    assert guard.slow_delay("mallory") == 0.0
+    guard.slow("mallory")
+    assert guard.slow_delay("mallory") == 2.0 and guard.slow_delay("alice") == 0.0
+    now[0] += 59.5
+    assert guard.slow_delay("mallory") == 0.5  # never past the end of the slowing
+    now[0] += 1
+    assert guard.slow_delay("mallory") == 0.0

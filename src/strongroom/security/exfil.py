@@ -115,6 +115,16 @@ class Guard:
     def forget_canaries(self, seal_uuid: str) -> None:
         self._canary_cache.pop(seal_uuid, None)
 
+    def slow(self, identity: str) -> None:
+        """The dump detector's `slow` action: the identity's requests wait `slow_seconds` each, for
+        `block_seconds`."""
+        self._slowed[identity] = time.monotonic() + self.block_seconds
+
+    def slow_delay(self, identity: str) -> float:
+        """Seconds a request of `identity` must wait before it is served (0 when it is not slowed)."""
+        left = self._slowed.get(identity, 0.0) - time.monotonic()
+        return min(self.slow_seconds, left) if left > 0 else 0.0
+
     def record_key(self, index_uuid: str, doc_id: str) -> bytes:
         return hmac.new(self.literal_key, f"doc\0{index_uuid}\0{doc_id}".encode(), hashlib.sha256).digest()[:16]
 
@@ -314,9 +324,9 @@ class Exchange:
         if guard.budgets is not None:
             # blocks, rate and concurrency: 429 (blocks apply to unlimited identities too)
             self._ticket = guard.budgets.admit(identity, limits if limits is not None else UNLIMITED)
-            delay = guard._slowed.get(identity, 0.0) - time.monotonic()
+            delay = guard.slow_delay(identity)
             if delay > 0:
-                await asyncio.sleep(min(guard.slow_seconds, delay))
+                await asyncio.sleep(delay)
         self.ledger = Ledger(guard, identity, limits, f"{self.method} {self.path}")
         self.session = self._gate.session_for(principal, purpose, self.ledger)
         return self.session
@@ -413,7 +423,7 @@ class Exchange:
             guard.budgets.block(finding.identity, f"dump pattern [{finding.pattern}]: {finding.summary}",
                                 guard.block_seconds)
         elif action == "slow":
-            guard._slowed[finding.identity] = time.monotonic() + guard.block_seconds
+            guard.slow(finding.identity)
 
 
 def identity_of(principal: Any) -> str:
