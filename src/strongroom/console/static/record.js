@@ -32,14 +32,15 @@ export async function recordPage(main, { refreshBudget }) {
   main.appendChild(el("p", { class: "hint", text: t("record.reveal_note") }));
 }
 
-function looksMasked(value) {
+export function looksMasked(value) {
   return typeof value === "string" && (/\*{2,}/.test(value) || value === "[REDACTED]" || value.startsWith("h:"));
 }
 
 // A masked field is revealed on request, one at a time, with a purpose (a case number): the server
 // checks the `reveal` privilege, charges the reveal budget and names the field in the audit record.
-// The clear value is shown in its row and kept nowhere else (not in storage, not in the URL).
-function revealSlot(index, id, key, value, cell, refreshBudget) {
+// The clear value is shown in its place (`cell`) and kept nowhere else (not in storage, not in the URL).
+// Used by the record page and by the search results table.
+export function revealSlot(index, id, key, value, cell, refreshBudget) {
   if (!looksMasked(value)) return null;
   const slot = el("div", { class: "reveal-slot" });
   const open = el("button", { type: "button", class: "secondary reveal", dataset: { field: key }, text: t("record.reveal") });

@@ -2,6 +2,7 @@
 import { call, q } from "./api.js";
 import { el, replace, message, show } from "./dom.js";
 import { t } from "./i18n.js";
+import { looksMasked, revealSlot } from "./record.js";
 
 const COLUMNS = ["name", "gender", "birth_date", "birthplace", "national_id", "phone", "address"];
 const NATIONAL_ID = /^\d{17}[\dXx]$/;
@@ -72,7 +73,7 @@ export async function searchPage(main, { refreshBudget }) {
     try {
       const answer = await call("POST", `/${encodeURIComponent(index.value.trim())}/_search`,
         { query: built.query, size: 20, track_total_hits: 1000 }, { withPurpose: true });
-      if (mine === latest) replace(results, resultsTable(answer, index.value.trim()));
+      if (mine === latest) replace(results, resultsTable(answer, index.value.trim(), refreshBudget));
     } catch (error) {
       if (mine === latest) replace(results, message(error.message));
     }
@@ -85,7 +86,15 @@ export async function searchPage(main, { refreshBudget }) {
   if (text.value) run();
 }
 
-function resultsTable(answer, index) {
+// A cell of the results table; a masked value gets its Reveal button (record.js) beside it.
+function resultCell(index, hit, column, refreshBudget) {
+  const value = (hit._source || {})[column];
+  if (!looksMasked(value)) return el("td", { class: `col-${column}`, text: show(value) });
+  const shown = el("span", { class: "cell-value", text: show(value) });
+  return el("td", { class: `col-${column}` }, shown, revealSlot(index, hit._id, column, value, shown, refreshBudget));
+}
+
+function resultsTable(answer, index, refreshBudget) {
   const hits = (answer.hits && answer.hits.hits) || [];
   const total = answer.hits && answer.hits.total ? answer.hits.total.value : hits.length;
   if (!hits.length) return message(t("search.none"), "hint");
@@ -93,7 +102,7 @@ function resultsTable(answer, index) {
   for (const hit of hits) for (const key of Object.keys(hit._source || {})) seen.add(key);
   const columns = [...COLUMNS.filter((c) => seen.has(c)), ...[...seen].filter((c) => !COLUMNS.includes(c) && c !== "case_notes")];
   const rows = hits.map((hit) => el("tr", {},
-    columns.map((c) => el("td", { class: `col-${c}`, text: show((hit._source || {})[c]) })),
+    columns.map((c) => resultCell(index, hit, c, refreshBudget)),
     el("td", {}, el("a", { class: "open-record", href: `/_console/record${q({ index, id: hit._id })}`, text: t("search.open") }))));
   return el("div", {},
     el("p", { id: "total", class: "hint", text: t("search.total", { shown: hits.length, total }) }),
