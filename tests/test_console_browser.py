@@ -4,8 +4,10 @@ One scenario, in order, against a live server with a few demo residents: log in 
 by a Chinese name, a national ID and a phone number; a resident whose fields hold HTML renders as
 text; create a role with a phone mask and a user with it (through the admin pages); that user sees
 masked phones and the budgets, types a purpose, reveals a phone in the results table (with that
-purpose) and one on the record page (with a purpose of its own), and touches a canary; the alert shows on the alerts page, where the identity is blocked and unblocked;
-the purpose, and the reveal naming its field, show on the audit page, with the chain verified; charts and the language switch; logging out kills the session cookie.
+purpose) and one on the record page (with a purpose of its own), and touches a canary; the alert
+shows on the alerts page, where the identity is blocked and unblocked; the purpose, and the reveal
+naming its field, show on the audit page, with the chain verified; charts and the language switch;
+logging out kills the session cookie.
 
 Screenshots of the main pages go to build/screenshots/ (not committed). Without /usr/bin/chromium
 the test is skipped, unless STRONGROOM_REQUIRE_BROWSER=1 (CI), where it fails.
