@@ -209,8 +209,10 @@ class Shard:
         self._tantivy_dir = path / "index"
         self._slots = {s.name: s for s in slots}
         self._open_index()
-        self._committed_seq = self._read_checkpoint()
-        self._drop_legacy_marker()
+        legacy = self._legacy_marker_seq()
+        self._committed_seq = self._read_checkpoint(legacy)
+        if legacy >= 0:
+            self._drop_legacy_marker()
         self._log = LocalLog(path / "translog", base_seq=self._committed_seq + 1)
         self._applied_seq = self._committed_seq
         self._next_seq = max(self._committed_seq, self._log.last_seq) + 1
@@ -310,12 +312,13 @@ class Shard:
     def schema(self) -> tantivy.Schema:
         return self._index.schema
 
-    def _read_checkpoint(self) -> int:
+    def _read_checkpoint(self, legacy: int) -> int:
+        """The checkpoint file's sequence number; `legacy` (the old marker's, or -1) when there is none."""
         path = self._tantivy_dir / CHECKPOINT_FILE
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            return self._legacy_marker_seq()
+            return legacy
         try:
             seq = json.loads(raw)["committed_seq"]
             if isinstance(seq, bool) or not isinstance(seq, int) or seq < -1:
@@ -338,8 +341,6 @@ class Shard:
     def _drop_legacy_marker(self) -> None:
         """A shard written before the checkpoint file: keep its checkpoint in the file, then delete the
         marker document (in that order: a crash in between leaves both, and the file wins)."""
-        if self._legacy_marker_seq() < 0:
-            return
         if not (self._tantivy_dir / CHECKPOINT_FILE).exists():
             self._write_checkpoint(self._committed_seq)
         self._writer.delete_documents_by_term("_id", LEGACY_MARKER_ID)

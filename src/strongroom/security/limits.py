@@ -85,7 +85,8 @@ INDEFINITE_RETRY_AFTER = 3600.0  # Retry-After for an indefinite block or a zero
 STATE_VERSION = 1
 
 _INT_FIELDS = ("burst", "max_concurrent", "records_per_hour", "records_per_day", "probes_per_hour",
-               "probes_per_day", "reveals_per_hour", "reveals_per_day", "max_size", "max_result_window", "max_open_contexts")
+               "probes_per_day", "reveals_per_hour", "reveals_per_day", "max_size", "max_result_window",
+               "max_open_contexts")
 _FLOAT_FIELDS = ("requests_per_second", "max_keep_alive")
 
 
@@ -304,12 +305,6 @@ class _Usage:
         while self.reveals and self.reveals[0][0] <= now - DAY:
             self.reveals.popleft()
 
-    def probes_since(self, start: float) -> int:
-        return int(sum(count for t, count in self.probes if t > start))
-
-    def reveals_since(self, start: float) -> int:
-        return int(sum(count for t, count in self.reveals if t > start))
-
     def empty(self) -> bool:
         return not (self.records_hour or self.records_day or self.probes or self.reveals)
 
@@ -457,8 +452,7 @@ class Budgets:
             for length, limit, per in ((HOUR, per_hour, "hour"), (DAY, per_day, "day")):
                 if limit is None:
                     continue
-                used = int(sum(c for t, c in log_ if t > now - length))
-                over = used + count - limit
+                over = _count_since(log_, now - length) + count - limit
                 if over > 0:
                     refusals.append((f"{limit} {what} per {per}", _probes_retry(log_, over, length, now)))
             if refusals:
@@ -507,12 +501,12 @@ class Budgets:
                     "day": _line(len(held.records_day), limits.records_per_day),
                 },
                 "probes": {
-                    "hour": _line(held.probes_since(now - HOUR), limits.probes_per_hour),
-                    "day": _line(held.probes_since(now - DAY), limits.probes_per_day),
+                    "hour": _line(_count_since(held.probes, now - HOUR), limits.probes_per_hour),
+                    "day": _line(_count_since(held.probes, now - DAY), limits.probes_per_day),
                 },
                 "reveals": {
-                    "hour": _line(held.reveals_since(now - HOUR), limits.reveals_per_hour),
-                    "day": _line(held.reveals_since(now - DAY), limits.reveals_per_day),
+                    "hour": _line(_count_since(held.reveals, now - HOUR), limits.reveals_per_hour),
+                    "day": _line(_count_since(held.reveals, now - DAY), limits.reveals_per_day),
                 },
                 "concurrent": _line(self._in_flight.get(identity, 0), limits.max_concurrent),
                 "requests": {"per_second": rps, "burst": burst,
@@ -678,6 +672,11 @@ def _records_retry(window: OrderedDict[bytes, float], over: int, length: float, 
         return length
     first = next(itertools.islice(window.values(), over - 1, None))
     return max(0.0, first + length - now)
+
+
+def _count_since(log: deque[list[float]], start: float) -> int:
+    """What a [time, count] log (probes, reveals) holds after `start`."""
+    return int(sum(count for t, count in log if t > start))
 
 
 def _probes_retry(probes: deque[list[float]], over: int, length: float, now: float) -> float:

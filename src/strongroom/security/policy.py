@@ -167,8 +167,8 @@ class RolePolicy:
             entries = [e for role in layer for e in role.indices if e.covers(index) and e.allows(action)]
             if not entries:
                 raise AuthorizationError(action, principal.name, index)
-            if action == DOC_REVEAL:
-                views = tuple(RoleView(e.query, e.fields, (), False, True) for e in entries)
+            if action == DOC_REVEAL:  # (every reveal needs a purpose: the session asks for it, whatever the role)
+                views = tuple(RoleView(e.query, e.fields, (), False, False) for e in entries)
                 grant_layers.append(views)
                 continue
             if action not in READ_ACTIONS:

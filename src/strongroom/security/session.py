@@ -1127,14 +1127,7 @@ class Session:
                 if refresh and index.name not in refreshed:
                     await _run(index.refresh)
                     refreshed.add(index.name)
-                # A get by id is one term lookup (or a version-map hit): on the loop, see is_lookup.
-                doc = index.get(spec.doc_id, routing=spec.routing, realtime=realtime)
-                doc_filter = None
-                access = accesses.get(index.name)
-                if doc is not None and access is not None:
-                    # Outside the caller's document query a document answers exactly like a missing one.
-                    # (On a worker thread: it may have to refresh the shard, which waits for writers.)
-                    doc, doc_filter = await _run(self._guarded, index, access, spec, doc)
+                doc, doc_filter = await self._fetch(index, accesses, spec, realtime=realtime)
                 if doc is not None and spec.version is not None:
                     self._check_get_version(index, spec, doc)
                 if doc is not None and self.__ledger is not None:
@@ -1145,6 +1138,18 @@ class Session:
                     raise
                 results.append(exc)
         return results
+
+    async def _fetch(self, index: Index, accesses: dict[str, Access], spec: "GetSpec", *, realtime: bool
+                     ) -> tuple[StoredDoc | None, DocFilter | None]:
+        """One document by id as the caller may read it (and its output filter), or (None, None)."""
+        # A get by id is one term lookup (or a version-map hit): on the loop, see is_lookup.
+        doc = index.get(spec.doc_id, routing=spec.routing, realtime=realtime)
+        access = accesses.get(index.name)
+        if doc is None or access is None:
+            return doc, None
+        # Outside the caller's document query a document answers exactly like a missing one.
+        # (On a worker thread: it may have to refresh the shard, which waits for writers.)
+        return await _run(self._guarded, index, access, spec, doc)
 
     async def reveal(self, name: str, doc_id: str, paths: Any, *, routing: str | None = None) -> DocResult:
         """Fields of one document in clear, for a purpose: what a masked view shows as `138****5678`.
@@ -1161,10 +1166,7 @@ class Session:
                                        "(for example a case number)")
         wanted = _reveal_paths(paths)
         spec = GetSpec(index.name, doc_id, routing)
-        doc = index.get(doc_id, routing=routing, realtime=True)
-        access = accesses.get(index.name)
-        if doc is not None and access is not None:
-            doc, _ = await _run(self._guarded, index, access, spec, doc)
+        doc, _ = await self._fetch(index, accesses, spec, realtime=True)
         if doc is None:
             shard = index.shard_for(doc_id, routing).number
             raise DocumentMissingError(index.name, index.uuid, shard, doc_id)
