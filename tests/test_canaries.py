@@ -26,6 +26,7 @@ from strongroom.security.canaries import (
     fit_to_mapping,
     load_or_create_canary_key,
     make_canaries,
+    name_parts,
     normalize_value,
     read_leak_file,
 )
@@ -116,6 +117,39 @@ def test_canary_names_do_not_follow_the_demo_sequence(ordinary: list[dict[str, s
     for rng in (None, random.Random(2022)):
         names = [doc["name"] for _, doc in make_canaries(100, rng=rng)]
         assert sum(a == b["name"] for a, b in zip(names, ordinary)) < 5
+
+
+def test_name_parts() -> None:
+    assert name_parts("王伟") == ["王伟"]
+    assert name_parts("王伟华") == ["王伟", "伟华"]
+    assert name_parts("欧阳明月") == ["阳明", "明月"]  # not the surname alone
+    assert name_parts("李") == ["李"]
+
+
+def test_canaries_avoid_what_the_index_holds(ordinary: list[dict[str, str]]) -> None:
+    """With `unused` (the index asked through its blind tokens), no real person's name lookup, ID or
+    phone finds a canary. The index here is the demo's residents, whose names share Faker's few given
+    names: without `unused`, canaries take those names too."""
+    held: dict[str, set[str]] = {"national_id": {d["national_id"] for d in ordinary},
+                                 "phone": {d["phone"] for d in ordinary},
+                                 "name": {d["name"][i:i + 2] for d in ordinary for i in range(len(d["name"]) - 1)}}
+    asked: list[tuple[str, str]] = []
+
+    def unused(field: str, value: str) -> bool:
+        asked.append((field, value))
+        return value not in held[field]
+
+    def clashes(canaries: list[dict[str, str]]) -> list[tuple[str, str]]:
+        return [(d["name"], c["name"]) for c in canaries for d in ordinary if d["name"] in c["name"]]
+
+    assert clashes([doc for _, doc in make_canaries(200, rng=random.Random(3))])  # what this prevents
+    canaries = [doc for _, doc in make_canaries(200, rng=random.Random(3), unused=unused)]
+    assert clashes(canaries) == []
+    assert {"national_id", "phone", "name"} <= {field for field, _ in asked}
+    for doc in canaries:
+        assert _CJK_NAME.fullmatch(doc["name"]) and is_valid_national_id(doc["national_id"])
+    with pytest.raises(ValueError, match="no canary name"):
+        make_canaries(1, unused=lambda field, value: field != "name")
 
 
 def test_seeded_rng_is_reproducible_apart_from_time() -> None:

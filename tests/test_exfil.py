@@ -287,6 +287,12 @@ def test_canaries(live: tuple[LiveServer, list[dict[str, str]]], tmp_path: Path)
         ours = {f"r{n}" for n in range(COUNT)}
         canaries = [h["_id"] for h in body["hits"]["hits"] if h["_id"] not in ours]
         assert len(canaries) == 5  # the general ones are bait; the exporter's are not shown to others
+        # Looking up a real person by name, ID or phone never returns one (no false alarm): a canary's name
+        # contains nobody's name, and its ID and phone are nobody else's.
+        bait = [h["_source"] for h in body["hits"]["hits"] if h["_id"] not in ours]
+        assert not [(r["name"], b["name"]) for r in residents for b in bait if r["name"] in b["name"]]
+        assert not {b["national_id"] for b in bait} & {r["national_id"] for r in residents}
+        assert not {b["phone"] for b in bait} & {r["phone"] for r in residents}
         assert len(alerts_for(server, "admin", "canary")) >= 5
         # Every path that returns one raises an alert, every time.
         for path, method, request in ((f"/{RESIDENTS_INDEX}/_doc/{canaries[0]}", "GET", None),

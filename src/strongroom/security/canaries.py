@@ -80,6 +80,7 @@ __all__ = [
     "fit_to_mapping",
     "load_or_create_canary_key",
     "make_canaries",
+    "name_parts",
     "normalize_value",
     "read_leak_file",
 ]
@@ -154,12 +155,45 @@ def _imitated_auto_id(rng: random.Random, now: float) -> Callable[[], str]:
     return new_id
 
 
+# Characters common in given names, beyond Faker's zh_CN list (about 100 characters): names drawn
+# from them when a Faker name is taken (see `make_canaries`) still read like ordinary names.
+GIVEN_NAME_CHARACTERS = (
+    "子梓浩宇轩涵欣怡思雨嘉俊博文晨佳一诗可梦昊然皓睿泽瑞钰琪雅婷萱妍铭航鑫晓颖彤昕悦馨蕾璐瑶琳蓉"
+    "薇凡帆逸哲翔旭阳杰磊宏毅诚弘景煜锦程恒远朗清澄沐霖溪岚峰岩松柏桐楠枫荣华安康宁静慧敏淑贤"
+    "若依语彦修启明哲之允辰星月云霞露冰雪晴朝暮秋冬春夏兰竹菊梅蓓蕊芝芷茜莹璇琦瑾瑜璟珂玥"
+)
+
+# A canary name draws again at most this many times when the index already holds its name parts.
+MAX_NAME_DRAWS = 500
+
+
+def _canary_name(fake: Faker, rng: random.Random, male: bool, draw: int) -> str:
+    """The first draw is a Faker name, like the demo's; later ones take a 2-character given name
+    from GIVEN_NAME_CHARACTERS, which makes far more names."""
+    if draw == 0:
+        return fake.last_name() + (fake.first_name_male() if male else fake.first_name_female())
+    return fake.last_name() + "".join(rng.choice(GIVEN_NAME_CHARACTERS) for _ in range(2))
+
+
+def name_parts(name: str) -> list[str]:
+    """The two-character windows of `name` that reach into its given name.
+
+    A legitimate lookup of another person by name (a phrase of their name, analysed into CJK
+    bigrams) can only return a canary whose name contains that person's whole name, so it contains
+    one of these windows; when the index holds none of them, no such person exists (yet). Windows
+    inside a two-character surname (欧阳) are left out: no one's full name is a surname alone.
+    """
+    windows = [name[i:i + 2] for i in range(len(name) - 1)] or [name]  # 王伟华 -> 王伟, 伟华
+    return windows[1:] if len(name) >= 4 else windows  # 欧阳明月 -> 阳明, 明月
+
+
 def make_canaries(
     count: int,
     *,
     rng: random.Random | None = None,
     new_id: Callable[[], str] | None = None,
     now: float | None = None,
+    unused: Callable[[str, str], bool] | None = None,
 ) -> list[tuple[str, dict[str, str]]]:
     """`count` fresh synthetic residents as `(doc_id, document)`, with the demo's field set and style.
 
@@ -168,6 +202,12 @@ def make_canaries(
     `random.Random(2022)` does not replay the demo. Ids come from `new_id` (pass the index's own
     generator, `Index.new_id`, for ids truly indistinguishable from the index's auto ids); by default
     they imitate its 20-character form, with `now` (seconds, default: the clock) as their time.
+
+    `unused(field, value)`: whether the index holds no document with `value` in `field` (for
+    `name`, the value is one of `name_parts`). With it, a canary's national ID and phone number are
+    nobody else's, and its name contains nobody else's name, so looking up a real person by ID, phone
+    or name does not return a canary and raise a false alarm. Draws that fail are repeated
+    (ValueError after MAX_NAME_DRAWS).
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError("count must be a non-negative integer")
@@ -187,14 +227,36 @@ def make_canaries(
             lives = private.choice(demo._REGIONS_BY_PROVINCE[home.code[:2]])
         else:
             lives = private.choice(demo.REGIONS)
-        name = fake.last_name() + (fake.first_name_male() if male else fake.first_name_female())
+        name = _canary_name(fake, private, male, 0)
+        national_id = demo._national_id(private, home, birth, male, issued)
+        phone = demo._phone(private)
+        if unused is not None:
+            for draw in range(1, MAX_NAME_DRAWS + 1):
+                if all(unused("name", part) for part in name_parts(name)):
+                    break
+                name = _canary_name(fake, private, male, draw)
+            else:
+                raise ValueError(f"no canary name found in {MAX_NAME_DRAWS} draws that contains nobody "
+                                 "else's name")
+            for _ in range(MAX_NAME_DRAWS):
+                if unused("national_id", national_id):
+                    break
+                national_id = demo._national_id(private, home, birth, male, issued)
+            else:
+                raise ValueError("no unused national ID found for a canary")
+            for _ in range(MAX_NAME_DRAWS):
+                if unused("phone", phone):
+                    break
+                phone = demo._phone(private)
+            else:
+                raise ValueError("no unused phone number found for a canary")
         document = {
             "name": name,
             "gender": "男" if male else "女",
             "birth_date": birth.isoformat(),
             "birthplace": home.name,
-            "national_id": demo._national_id(private, home, birth, male, issued),
-            "phone": demo._phone(private),
+            "national_id": national_id,
+            "phone": phone,
             "address": demo._address(private, lives, fake.city_name() + fake.street_suffix()),
             "case_notes": demo._case_notes(private, birth, home),
         }

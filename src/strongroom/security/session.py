@@ -330,13 +330,14 @@ class Session:
             raise IllegalArgumentError(f"this action requires a single concrete index, got [{name}]")
         index = self.__engine.index(name)
         properties = index.mapping.to_es().get("properties", {})
-        try:
-            docs = [(doc_id, fit_to_mapping(doc, properties))
-                    for doc_id, doc in make_canaries(count, new_id=index.new_id)]
-        except ValueError as exc:
-            raise IllegalArgumentError(f"index [{name}]: {exc}") from None
         system = Session(Principal("_system:canaries", ("superuser",), auth="internal"), self.__engine,
                          self.__policy, self.cluster_info, self.__scrolls, vault=self.__vault, masker=self.__masker)
+        unused = system._unused(index)
+        try:
+            docs = await _run(lambda: [(doc_id, fit_to_mapping(doc, properties)) for doc_id, doc in
+                                       make_canaries(count, new_id=index.new_id, unused=unused)])
+        except ValueError as exc:
+            raise IllegalArgumentError(f"index [{name}]: {exc}") from None
         writes = [DocWrite("create", name, doc_id, doc, orjson.dumps(doc)) for doc_id, doc in docs]
         results, _ = await system.write(writes, refresh="true")
         failed = [r for r in results if isinstance(r.outcome, StrongroomError)]
@@ -348,6 +349,25 @@ class Session:
                                                      self.principal.name, count, name,
                                                      f" for [{owner}]" if owner else "")
         return {"index": name, "planted": count, "owner": owner}
+
+    def _unused(self, index: Index) -> Callable[[str, str], bool]:
+        """`unused(field, value)`: no document of `index` holds `value` in `field` (a phrase for text
+        fields, else a term), asked through the same blind tokens a search uses; fields the index does
+        not map, or cannot answer for, count as unused. For planting canaries no lookup will stumble on."""
+        _index, accesses = self._one_read(index.name, actions.DOC_SEARCH)
+        targets = self._targets([index], accesses)
+        fields = index.mapping.fields
+
+        def unused(field_name: str, value: str) -> bool:
+            field = fields.get(field_name)
+            if field is None:
+                return True
+            try:
+                node = parse_query({"match_phrase" if field.type == "text" else "term": {field_name: value}})
+                return count_matches(targets, node) == 0
+            except StrongroomError:
+                return True
+        return unused
 
     async def exposure(self, name: str, rows: Any) -> dict[str, Any]:
         """Which documents of index `name` appear in someone else's leak: each row (field → value, as
