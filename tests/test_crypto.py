@@ -429,6 +429,13 @@ def test_tokens_are_deterministic_and_keyword_safe() -> None:
     assert first.exact("\ud800") == second.exact("\ud800")  # Lone surrogates do not crash.
 
 
+@given(st.binary(min_size=16, max_size=16))
+def test_token_text_is_rfc4648_base32(mac: bytes) -> None:
+    from strongroom.crypto.blind import _b32
+
+    assert _b32(mac) == base64.b32encode(mac).decode().lower().rstrip("=")
+
+
 def test_tokens_are_separate_per_field_and_variant() -> None:
     value = "110101199003074578"
     tokens = {tokenizer(f, v).exact(value) for f in ("id_number", "phone") for v in ("exact", "token")}
