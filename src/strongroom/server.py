@@ -33,6 +33,7 @@ from .errors import InternalError
 from .security.console import ConsoleSessions
 from .security.exfil import Guard, build_guard
 from .security.gate import Gate
+from .security.ingest import IngestPool, default_workers
 from .security.vault import Vault
 from .security.masks import load_or_create_key
 from .security.throttle import LoginThrottle
@@ -68,6 +69,7 @@ class Node:
     lock_fd: int
     doctor: DoctorMonitor | None = None
     guard: Guard | None = None
+    ingest: IngestPool | None = None
 
     def close(self) -> None:
         try:
@@ -75,6 +77,8 @@ class Node:
                 self.guard.close()  # the audit's closing checkpoint, the budgets' state
             self.engine.close()
         finally:
+            if self.ingest is not None:
+                self.ingest.close()
             os.close(self.lock_fd)
 
 
@@ -162,7 +166,10 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
             mask_key = load_or_create_key(config_dir)  # the `hash` mask's key (config dir, 0600)
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot use the mask key: {exc}") from None
-        vault = Vault(master)
+        workers = settings["ingest.workers"]
+        workers = default_workers() if workers == "auto" else workers
+        ingest = IngestPool(workers) if workers > 0 else None
+        vault = Vault(master, ingest=ingest)
         for name in engine.names():  # every index's keys must open with this master key, or nothing starts
             try:
                 vault.keys(engine.index(name))  # opened once, kept for the requests to come
@@ -182,7 +189,7 @@ def open_node(data_dir: Path, config_dir: Path, settings: dict[str, Any], *, env
     except BaseException:
         os.close(lock_fd)
         raise
-    return Node(engine, gate, tls, generated, lock_fd, doctor, guard)
+    return Node(engine, gate, tls, generated, lock_fd, doctor, guard, ingest)
 
 
 def banner(node: Node, url: str, out: TextIO) -> None:

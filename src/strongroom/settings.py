@@ -36,6 +36,14 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _workers(value: Any) -> str | int:
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not str(value).isdigit() or int(value) > 64:
+        raise ValueError('expected "auto" or a number of processes from 0 to 64')
+    return int(value)
+
+
 def _port(value: Any) -> int:
     number = int(value)
     if not 0 <= number <= 65535:
@@ -82,6 +90,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("engine.writer_heap_bytes", 64 * 1024 * 1024, "Indexing memory per shard writer, in bytes.",
             _positive_int),
     Setting("engine.writer_threads", 1, "Indexing threads per shard writer.", _positive_int),
+    Setting("ingest.workers", "auto", "Worker processes that derive blind tokens and seal sources of large write "
+            "batches (200 documents or more) in parallel with the request. auto: one less than the CPUs, at most "
+            "4; 0: every batch is derived in the request alone. They hold data keys in memory, never the master "
+            "key.", _workers),
     Setting("security.master_key_file", "", "File holding the master key that wraps every index's data keys "
             "(mode 0600, outside the data directory; another volume in production). Empty: the environment "
             "variable STRONGROOM_MASTER_KEY (base64 of 32 bytes), else <config-dir>/master.key, generated on "

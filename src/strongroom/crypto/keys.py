@@ -380,6 +380,16 @@ class DataKeys:
         info = _TOKEN_INFO + field.encode("utf-8") + b"|" + variant.encode("utf-8")
         return _hkdf(self._keys[FIRST_VERSION], info)
 
+    def share(self) -> tuple[dict[int, bytes], bytes]:
+        """The unwrapped keys, to hand to one of the server's own ingest worker processes over its pipe
+        (security/ingest.py). Never to be stored or logged."""
+        return dict(self._keys), self._master_check
+
+    @classmethod
+    def from_shared(cls, shared: tuple[dict[int, bytes], bytes]) -> DataKeys:
+        keys, master_check = shared
+        return cls(keys, master_check)
+
     def __repr__(self) -> str:
         return f"DataKeys(versions={list(self._keys)}, master_check={self._master_check.hex()})"
 

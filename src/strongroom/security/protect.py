@@ -33,7 +33,7 @@ from ..engine import analysis
 from ..engine.aggs import AggNode, TopHitsAgg
 from ..engine.dates import DEFAULT_FORMAT, DateFormat, parse_date_math
 from ..engine.index import Index
-from ..engine.mapping import FieldType
+from ..engine.mapping import FieldType, Mapping
 from ..engine.plan import (ConstantScore, DisMax, Exists, Fuzzy, Ids, Match, MatchAll,
                            MatchBoolPrefix, MatchNone, MatchPhrase, MatchPhrasePrefix, MultiMatch, Node, Prefix,
                            Range, Regexp, Term, Terms, Wildcard, combine_per_field, expand_slots, map_children,
@@ -84,11 +84,12 @@ class Protector:
                 cls._cache[index.uuid] = cached
         return cached
 
-    def __init__(self, index: Index, keys: DataKeys) -> None:
-        self.index = index
-        self.mapping = index.mapping
+    def __init__(self, index: Index | None, keys: DataKeys, *, mapping: Mapping | None = None) -> None:
+        """`index` None (with `mapping`): a protector that only derives documents (ingest workers)."""
+        self.index = index  # type: ignore[assignment]
+        self.mapping = mapping if mapping is not None else index.mapping  # type: ignore[union-attr]
         self._keys = keys
-        self.fields: dict[str, FieldType] = {p: f for p, f in index.mapping.fields.items() if f.protect != "none"}
+        self.fields: dict[str, FieldType] = {p: f for p, f in self.mapping.fields.items() if f.protect != "none"}
         self._tokenizers: dict[str, Tokenizer] = {}
         self._short: dict[str, dict[str, str]] = {}  # per text field: short text (a name) → its token text
 

@@ -13,7 +13,7 @@ import os
 import fnmatch
 import time
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -946,21 +946,24 @@ class Session:
                     results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
                     continue
                 screened.append(i)
-            positions, requests = [], []
-            for i in screened:  # a value a protected field cannot take fails its item, not the whole request
-                try:
-                    requests.append(self._request(index, writes[i]))
-                except StrongroomError as exc:
-                    results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
-                    continue
-                positions.append(i)
-            outcomes = await _run(index.write, requests) if requests else []
-            touched.append((index, outcomes))
-            for i, request, outcome in zip(positions, requests, outcomes):
-                source = outcome.source if writes[i].op == "update" else None  # only updates echo it back
-                if source is not None and request.doc_id is not None:  # what the api may echo back: opened
-                    source = self.__vault.open(index, request.doc_id, source)
-                results[i] = WriteResult(name, request.doc_id, writes[i].op, outcome.result, source)
+            written: list[WriteOutcome] = []
+            async for part, prepared in self._prepared(index, screened, writes):
+                positions, requests = [], []
+                for i, (doc_id, ready) in zip(part, prepared):  # a value a protected field cannot take fails
+                    try:                                         # its item, not the request
+                        requests.append(self._request(index, writes[i], doc_id, ready))
+                    except StrongroomError as exc:
+                        results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
+                        continue
+                    positions.append(i)
+                outcomes = await _run(index.write, requests) if requests else []
+                written.extend(outcomes)
+                for i, request, outcome in zip(positions, requests, outcomes):
+                    source = outcome.source if writes[i].op == "update" else None  # only updates echo it back
+                    if source is not None and request.doc_id is not None:  # what the api may echo back: opened
+                        source = self.__vault.open(index, request.doc_id, source)
+                    results[i] = WriteResult(name, request.doc_id, writes[i].op, outcome.result, source)
+            touched.append((index, written))
         forced = False
         if refresh in ("true", ""):  # Like Elasticsearch, only the shards the writes went to.
             for index, outcomes in touched:
@@ -1040,8 +1043,38 @@ class Session:
         if write.op in ("index", "create") and write.source is None:
             raise ActionRequestValidationError("source is missing")
 
-    def _request(self, index: Index, write: DocWrite) -> WriteRequest:
-        """The engine's request: sources sealed (bound to index and id), the indexable document beside."""
+    async def _prepared(self, index: Index, positions: list[int], writes: list[DocWrite]
+                        ) -> AsyncIterator[tuple[list[int], list[tuple[str | None, tuple[bytes, bytes] | None]]]]:
+        """The writes at `positions`, in order, in parts, each with every write's (id, prepared): for a
+        large batch of a protected index with ingest workers (ingest.py), ids drawn here and (indexed
+        JSON, sealed source) derived by the workers, one share at a time; otherwise one part of
+        (write's id, None), derived in `_request`. None also for a write a worker did not derive."""
+        from .ingest import MIN_PARALLEL
+
+        pool = self.__vault.ingest
+        keys = self.__vault.keys(index) if pool is not None and len(positions) >= MIN_PARALLEL else None
+        fresh = [i for i in positions if writes[i].op in ("index", "create") and writes[i].source is not None]
+        if keys is None or len(fresh) < MIN_PARALLEL or self._protector(index) is None:
+            yield positions, [(writes[i].doc_id, None) for i in positions]
+            return
+        ids = {i: writes[i].doc_id if writes[i].doc_id is not None else index.new_id() for i in fresh}
+        spec = (f"{index.uuid}:{keys.current_version}", orjson.dumps(index.mapping.to_es()), index.seal_uuid,
+                keys.share())
+        rank = {i: r for r, i in enumerate(positions)}
+        start = taken = 0
+        async for share in pool.shares(spec, [(ids[i], writes[i].document, writes[i].source) for i in fresh]):
+            # a part: the writes up to this share's last document (updates and deletes in between included)
+            taken += len(share)
+            end = rank[fresh[taken - 1]] + 1 if taken < len(fresh) else len(positions)
+            ready = dict(zip(fresh[taken - len(share):taken], share))
+            part = positions[start:end]
+            yield part, [(ids.get(i, writes[i].doc_id), ready.get(i)) for i in part]
+            start = end
+
+    def _request(self, index: Index, write: DocWrite, doc_id: str | None = None,
+                 prepared: tuple[bytes, bytes] | None = None) -> WriteRequest:
+        """The engine's request: sources sealed (bound to index and id), the indexable document beside.
+        `doc_id`, `prepared`: the id drawn and the (indexed JSON, sealed source) derived by `_prepare`."""
         conditions = Conditions(write.if_seq_no, write.if_primary_term, write.version,
                                 write.version_type or "internal")
         kind = "create" if write.op == "create" else write.op
@@ -1055,8 +1088,15 @@ class Session:
                 update.merge = self._merger(index, write.doc_id, update, write.routing)
             return WriteRequest(kind, write.doc_id, None, None, conditions, write.routing, update)
         if kind in ("index", "create") and sealed:
-            doc_id, auto_id = (write.doc_id, False) if write.doc_id is not None else (index.new_id(), True)
+            auto_id = write.doc_id is None
+            doc_id = write.doc_id if write.doc_id is not None else (doc_id or index.new_id())
             assert write.source is not None
+            if prepared is not None:
+                indexed, sealed_source = prepared
+                request = WriteRequest(kind, doc_id, orjson.loads(indexed), sealed_source, conditions, write.routing,
+                                       None, auto_id)
+                request.indexed = indexed
+                return request
             document, indexed = self._indexable(index, write.document, write.source)
             request = WriteRequest(kind, doc_id, document, self.__vault.seal(index, doc_id, write.source),
                                    conditions, write.routing, None, auto_id)

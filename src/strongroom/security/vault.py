@@ -22,8 +22,10 @@ from ..errors import IllegalArgumentError, InternalError
 
 
 class Vault:
-    def __init__(self, master: MasterKey) -> None:
+    def __init__(self, master: MasterKey, *, ingest: Any = None) -> None:
         self._master = master
+        # Worker processes that derive and seal shares of large write batches (ingest.IngestPool), or None.
+        self.ingest = ingest
         self._keys: dict[str, DataKeys] = {}  # by index uuid
         self._lock = threading.Lock()
         # Background re-seal jobs by index uuid (rotation.py): shared by every session of the node.
