@@ -22,7 +22,8 @@ include budget bookkeeping only as far as an unmetered identity pays for it.
   requests of the class divided by the wall time, with 1 and 2 client threads, each thread on its
   own connection (2 clients = 2 connections). Each connection sends a few untimed warm-up requests
   per class first.
-- peak RSS of the server process: VmHWM from /proc/<pid>/status at the end of the load; then the
+- peak RSS of the server process: VmHWM from /proc/<pid>/status at the end of the load (and the sum of
+  its child processes' VmHWM: the ingest workers that derive tokens and seal, `ingest.workers`); then the
   high-water mark is reset (write "5" to /proc/<pid>/clear_refs) and VmHWM is read again after the
   queries. VmRSS is also sampled every 50 ms in both phases (the fallback if the reset is refused).
 - index size on disk: every file under the server's `<data-dir>/indices` after the queries
@@ -315,6 +316,20 @@ class Server:
                 return int(line.split()[1]) * 1024
         raise KeyError(key)
 
+    def children_status(self, key: str) -> int:
+        """The sum of a /proc status figure over the server's child processes (its ingest workers)."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.process.pid:
+                    for line in (stat.parent / "status").read_text().splitlines():
+                        if line.startswith(key + ":"):
+                            total += int(line.split()[1]) * 1024
+            except (OSError, IndexError, ValueError):
+                continue  # a process that ended meanwhile
+        return total
+
     def reset_peak(self) -> bool:
         try:
             Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
@@ -487,7 +502,8 @@ def strongroom_run(rows: Sequence[Row], work: dict[str, list[dict[str, Any]]], c
         load_seconds = time.perf_counter() - started
         for loader in loaders:
             loader.close()
-        memory = {"load_vmrss_sampled_peak_bytes": sampler.stop(), "load_vmhwm_bytes": server.status("VmHWM")}
+        memory = {"load_vmrss_sampled_peak_bytes": sampler.stop(), "load_vmhwm_bytes": server.status("VmHWM"),
+                  "load_workers_vmhwm_bytes": server.children_status("VmHWM")}
         conn.close()
 
         reset = server.reset_peak()
@@ -585,6 +601,8 @@ def markdown(report: dict[str, Any]) -> str:
               f"{report['disk']['strongroom_bytes_per_million'] / mib:,.0f} | "
               f"{report['disk']['raw_bytes_per_million'] / mib:,.0f} | {report['disk']['ratio']:.2f}× |",
               f"| server peak RSS during load, MiB | {mem['load_vmhwm_bytes'] / mib:,.0f} | | |",
+              f"| its ingest worker processes' peak RSS during load (sum), MiB | "
+              f"{mem.get('load_workers_vmhwm_bytes', 0) / mib:,.0f} | | |",
               f"| server peak RSS during queries, MiB | {queries_peak / mib:,.0f} | | |",
               "", "| issue-9 target | measured | met |", "|---|---|---|",
               *(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in report["targets"]),
