@@ -160,7 +160,7 @@ class IngestPool:
             executor = self._pool()
             loop = asyncio.get_running_loop()
             futures = [loop.run_in_executor(executor, _derive_share, spec, chunk) for chunk in chunks]
-        except RuntimeError as exc:  # closed, broken (a worker died while idle), or cannot start processes here
+        except (RuntimeError, OSError) as exc:  # closed, broken (a worker died while idle), cannot start processes
             log.warning("ingest workers unavailable (%s): deriving in the request", exc)
             if executor is not None and isinstance(exc, concurrent.futures.BrokenExecutor):
                 self._discard(executor)  # the next batch gets new workers
@@ -170,18 +170,22 @@ class IngestPool:
         broken = False
         try:
             for chunk, future in zip(chunks, futures):
+                share: list[Prepared | None] | None = None
                 if not broken:
                     try:
                         share = await future
-                        self.derived += sum(prepared is not None for prepared in share)
-                        yield share
-                        continue
-                    except concurrent.futures.process.BrokenProcessPool:
+                    except concurrent.futures.BrokenExecutor:
                         log.warning("an ingest worker died: the rest of this batch is derived in the request, "
                                     "the next batch gets new workers")
                         self._discard(executor)
                         broken = True
-                yield [None] * len(chunk)
+                    except Exception as exc:  # noqa: BLE001 - this share is derived in the request instead
+                        log.warning("an ingest share failed (%s): derived in the request", type(exc).__name__)
+                if share is None:
+                    yield [None] * len(chunk)
+                else:
+                    self.derived += sum(prepared is not None for prepared in share)
+                    yield share
         finally:
             for future in futures:
                 future.cancel()

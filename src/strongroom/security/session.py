@@ -8,6 +8,7 @@ engine work runs in worker threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import fnmatch
@@ -947,22 +948,23 @@ class Session:
                     continue
                 screened.append(i)
             written: list[WriteOutcome] = []
-            async for part, prepared in self._prepared(index, screened, writes):
-                positions, requests = [], []
-                for i, (doc_id, ready) in zip(part, prepared):  # a value a protected field cannot take fails
-                    try:                                         # its item, not the request
-                        requests.append(self._request(index, writes[i], doc_id, ready))
-                    except StrongroomError as exc:
-                        results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
-                        continue
-                    positions.append(i)
-                outcomes = await _run(index.write, requests) if requests else []
-                written.extend(outcomes)
-                for i, request, outcome in zip(positions, requests, outcomes):
-                    source = outcome.source if writes[i].op == "update" else None  # only updates echo it back
-                    if source is not None and request.doc_id is not None:  # what the api may echo back: opened
-                        source = self.__vault.open(index, request.doc_id, source)
-                    results[i] = WriteResult(name, request.doc_id, writes[i].op, outcome.result, source)
+            async with contextlib.aclosing(self._prepared(index, screened, writes)) as parts:
+                async for part, prepared in parts:
+                    positions, requests = [], []
+                    for i, (doc_id, ready) in zip(part, prepared):  # a value a protected field cannot take fails
+                        try:                                         # its item, not the request
+                            requests.append(self._request(index, writes[i], doc_id, ready))
+                        except StrongroomError as exc:
+                            results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
+                            continue
+                        positions.append(i)
+                    outcomes = await _run(index.write, requests) if requests else []
+                    written.extend(outcomes)
+                    for i, request, outcome in zip(positions, requests, outcomes):
+                        source = outcome.source if writes[i].op == "update" else None  # only updates echo it back
+                        if source is not None and request.doc_id is not None:  # what the api may echo back: opened
+                            source = self.__vault.open(index, request.doc_id, source)
+                        results[i] = WriteResult(name, request.doc_id, writes[i].op, outcome.result, source)
             touched.append((index, written))
         forced = False
         if refresh in ("true", ""):  # Like Elasticsearch, only the shards the writes went to.
@@ -1062,19 +1064,21 @@ class Session:
                 keys.share())
         rank = {i: r for r, i in enumerate(positions)}
         start = taken = 0
-        async for share in pool.shares(spec, [(ids[i], writes[i].document, writes[i].source) for i in fresh]):
-            # a part: the writes up to this share's last document (updates and deletes in between included)
-            taken += len(share)
-            end = rank[fresh[taken - 1]] + 1 if taken < len(fresh) else len(positions)
-            ready = dict(zip(fresh[taken - len(share):taken], share))
-            part = positions[start:end]
-            yield part, [(ids.get(i, writes[i].doc_id), ready.get(i)) for i in part]
-            start = end
+        shares = pool.shares(spec, [(ids[i], writes[i].document, writes[i].source) for i in fresh])
+        async with contextlib.aclosing(shares):
+            async for share in shares:
+                # a part: the writes up to this share's last document (updates and deletes in between included)
+                taken += len(share)
+                end = rank[fresh[taken - 1]] + 1 if taken < len(fresh) else len(positions)
+                ready = dict(zip(fresh[taken - len(share):taken], share))
+                part = positions[start:end]
+                yield part, [(ids.get(i, writes[i].doc_id), ready.get(i)) for i in part]
+                start = end
 
     def _request(self, index: Index, write: DocWrite, doc_id: str | None = None,
                  prepared: tuple[bytes, bytes] | None = None) -> WriteRequest:
         """The engine's request: sources sealed (bound to index and id), the indexable document beside.
-        `doc_id`, `prepared`: the id drawn and the (indexed JSON, sealed source) derived by `_prepare`."""
+        `doc_id`, `prepared`: the id drawn and the (indexed JSON, sealed source) derived by `_prepared`."""
         conditions = Conditions(write.if_seq_no, write.if_primary_term, write.version,
                                 write.version_type or "internal")
         kind = "create" if write.op == "create" else write.op
