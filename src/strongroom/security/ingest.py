@@ -54,7 +54,7 @@ Prepared = tuple[bytes, bytes]
 
 
 def default_workers() -> int:
-    """One less than the CPUs this process may use (the request derives a share too), at most 4."""
+    """One less than the CPUs this process may use (the server keeps one for the engine's part), at most 4."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
