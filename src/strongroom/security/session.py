@@ -115,6 +115,11 @@ class Resolution:
     grants: dict[str, IndexGrant] = field(default_factory=dict)
 
 
+def _lookup(field: Any, name: str, value: str) -> Node:
+    """The exact lookup of one value in one field: a phrase for text fields, else a term."""
+    return parse_query({"match_phrase" if field.type == "text" else "term": {name: value}})
+
+
 async def _run(fn: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(fn, *args)
 
@@ -364,8 +369,7 @@ class Session:
             if field is None:
                 return True
             try:
-                node = parse_query({"match_phrase" if field.type == "text" else "term": {field_name: value}})
-                return count_matches(targets, node) == 0
+                return count_matches(targets, _lookup(field, field_name, value)) == 0
             except StrongroomError:
                 return True
         return unused
@@ -398,9 +402,8 @@ class Session:
                     if field is None or not isinstance(value, (str, int)) or isinstance(value, bool) or \
                             not str(value).strip():
                         continue
-                    kind = "match_phrase" if field.type == "text" else "term"
                     try:
-                        node = parse_query({kind: {field_name: str(value).strip()}})
+                        node = _lookup(field, field_name, str(value).strip())
                         if protector is not None:
                             protector.rewrite(node)  # refuses what the protected form cannot answer
                         # (the targets turn the query into tokens themselves)
