@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from starlette.applications import Starlette
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route as StarletteRoute
+from starlette.types import Receive, Scope, Send
 
 from ..errors import AuditUnavailableError, MethodNotAllowedError, NoHandlerError, StrongroomError
 from ..security.exfil import Exchange
@@ -22,11 +23,9 @@ from ..security.console import ConsoleClaim, check_request_origin
 from .console import Console, claim_of, is_console_path, no_basic_dialog, own_origin, with_headers
 from .handlers import Call, bulk, cluster, documents, indices, search, security, snapshots, watch
 from .router import Router
-from .wire import Params, error_response, internal_error, read_body
+from .wire import Params, error_response, internal_error, read_body, url_path
 
 log = logging.getLogger(__name__)
-
-METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
 @dataclass(frozen=True)
@@ -133,16 +132,47 @@ def build_router() -> Router:
     return r
 
 
-def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
+class App:
+    """The ASGI application: each HTTP request goes straight to the dispatcher, which does the routing
+    (Router) and answers every error itself; no framework router or middleware sits in between.
+    Lifespan events are acknowledged; a WebSocket is closed (there is none to serve)."""
+
+    def __init__(self, dispatch: Any, router: Router) -> None:
+        self._dispatch = dispatch
+        self.router = router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            request = Request(scope, receive, send)
+            try:
+                response = await self._dispatch(request)
+            except Exception as exc:  # noqa: BLE001 - the dispatcher answers errors; this is its last resort
+                response = internal_error(request, exc, "(dispatch)")
+            await response(scope, receive, send)
+        elif kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        else:
+            await send({"type": "websocket.close", "code": 1000})
+
+
+def build_app(gate: Gate, limits: ApiLimits | None = None) -> App:
     limits = limits or ApiLimits()
     router = build_router()
     console = Console()  # the web console under /_console/ (console.py), through the same exchange
 
     async def dispatch(request: Request) -> Response:
         client = request.client.host if request.client else "unknown"
-        exchange = gate.exchange(request.method, request.url.path, client)
-        response, failure = await serve(request, exchange)
-        if is_console_path(request.url.path) or claim_of(request) is not None:
+        path = url_path(request)
+        exchange = gate.exchange(request.method, path, client)
+        response, failure = await serve(request, exchange, path)
+        if is_console_path(path) or claim_of(request) is not None:
             with_headers(response)  # CSP, nosniff, no-store: console pages and every answer to the console
         no_basic_dialog(request, response)
         try:
@@ -154,10 +184,10 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
             return internal_error(request, exc, "(audit)")
         return response
 
-    async def serve(request: Request, exchange: Exchange) -> tuple[Response, StrongroomError | None]:
+    async def serve(request: Request, exchange: Exchange, path: str) -> tuple[Response, StrongroomError | None]:
         route = None
         try:
-            raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
+            raw_path = request.scope.get("raw_path", path.encode()).decode("latin-1").split("?", 1)[0]
             if is_console_path(raw_path):
                 return await console.serve(request, exchange, raw_path), None
             if request.method not in ("GET", "HEAD"):
@@ -172,8 +202,8 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
             route, path_params, allowed = router.resolve(request.method, raw_path)
             if route is None:
                 if allowed:
-                    raise MethodNotAllowedError(request.method, request.url.path, allowed)
-                raise NoHandlerError(request.method, request.url.path)
+                    raise MethodNotAllowedError(request.method, path, allowed)
+                raise NoHandlerError(request.method, path)
             params = Params(request, route.params)
             body = await read_body(request, limits.max_body_bytes) if route.body else b""
             call = Call(request, session, path_params, params, body)
@@ -191,6 +221,4 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> Starlette:
                 return internal_error(request, exc, route.pattern if route else "(unmatched route)"), None
             raise
 
-    app = Starlette(routes=[StarletteRoute("/{path:path}", dispatch, methods=METHODS)])
-    app.state.router = router
-    return app
+    return App(dispatch, router)

@@ -30,6 +30,12 @@ def _wants_vendor(request: Request) -> bool:
     return "vnd.elasticsearch" in request.headers.get("accept", "")
 
 
+def url_path(request: Request) -> str:
+    """`request.url.path` (the decoded path, with `?`, `#` and `\\` escaped as Starlette's URL has it),
+    without building the whole URL."""
+    return request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
 def json_response(request: Request, body: Any, status: int = 200, headers: dict[str, str] | None = None
                   ) -> Response:
     params = request.query_params
@@ -161,7 +167,7 @@ class Params:
         unknown = [k for k in self._params.keys() if k not in allowed_set]
         if unknown:
             plural = "s" if len(unknown) > 1 else ""
-            raise IllegalArgumentError(f"request [{request.url.path}] contains unrecognized parameter{plural}: "
+            raise IllegalArgumentError(f"request [{url_path(request)}] contains unrecognized parameter{plural}: "
                                        f"[{'], ['.join(sorted(unknown))}]")
 
     def str(self, name: str, default: str | None = None) -> str | None:
