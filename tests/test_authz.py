@@ -22,6 +22,7 @@ from strongroom.errors import AuthorizationError, FieldSecurityError, IllegalArg
 from strongroom.query.search_request import parse_search_request
 from strongroom.security.gate import Gate
 from strongroom.security.masks import Masker, first_char, last4, middle
+from strongroom.security.policy import DOC_SEARCH as READ, RolePolicy
 from strongroom.security.roles import parse_role
 from strongroom.security.scroll import SearchContextMissingError
 from strongroom.security.session import DocWrite, GetSpec, Session
@@ -273,3 +274,22 @@ def test_mappings_do_not_name_hidden_fields(gate: Gate) -> None:
     assert "notes" not in view.mappings["properties"] and "phone" in view.mappings["properties"]
     (full,) = run(session(gate, "huangpu_clear").get_indices(INDEX, "indices:data/read/search"))
     assert "notes" in full.mappings["properties"]
+
+
+def test_a_changed_role_is_used_at_the_next_request() -> None:
+    """Grants are kept per role object (policy.RolePolicy): a role put again, or deleted, counts at once."""
+    roles: dict[str, Any] = {"r": parse_role("r", {"indices": [{"names": ["a"], "privileges": ["read"]}]})}
+    policy = RolePolicy(roles.get)
+    who = Principal("u", ("r",))
+    assert policy.authorize_index(who, READ, "a").index == "a"
+    assert policy.authorize_index(who, READ, "a") is policy.authorize_index(who, READ, "a")  # kept
+    with pytest.raises(AuthorizationError):
+        policy.authorize_index(who, READ, "b")
+    roles["r"] = parse_role("r", {"indices": [{"names": ["b"], "privileges": ["read"], "query": {"term": {"x": 1}}}]})
+    with pytest.raises(AuthorizationError):
+        policy.authorize_index(who, READ, "a")
+    grant = policy.authorize_index(who, READ, "b")
+    assert not grant.unrestricted
+    del roles["r"]
+    with pytest.raises(AuthorizationError):
+        policy.authorize_index(who, READ, "b")

@@ -118,15 +118,21 @@ class Policy(Protocol):
 class RolePolicy:
     """Deny by default; roles come from the security store, evaluated at every request."""
 
+    GRANTS_KEPT = 4096
+
     def __init__(self, roles_of: Any = None) -> None:
         # `roles_of(name) -> Role | None`; None: only the built-in superuser role exists.
         self._roles_of = roles_of
+        # Grants already worked out, keyed by the identities of the role objects they came from (which
+        # the entry holds, so no id is reused while it is kept), the action and the index. A changed role
+        # is a new object, so its grants are worked out afresh at the next request.
+        self._grants: dict[tuple[Any, ...], tuple[Any, IndexGrant]] = {}
 
     def _layers(self, principal: "Principal") -> list[list["Role"]]:
-        from .roles import SUPERUSER
+        superuser = _superuser()
         owner = []
         for name in principal.roles:
-            role = SUPERUSER if name == "superuser" else (self._roles_of(name) if self._roles_of else None)
+            role = superuser if name == "superuser" else (self._roles_of(name) if self._roles_of else None)
             if role is not None:
                 owner.append(role)
         layers = [owner]
@@ -162,6 +168,17 @@ class RolePolicy:
 
     def authorize_index(self, principal: "Principal", action: str, index: str) -> IndexGrant:
         layers = self._layers(principal)
+        key = (tuple(tuple(map(id, layer)) for layer in layers), action, index)
+        kept = self._grants.get(key)
+        if kept is not None:
+            return kept[1]
+        grant = self._grant(principal, layers, action, index)
+        if len(self._grants) >= self.GRANTS_KEPT:
+            self._grants.clear()
+        self._grants[key] = (layers, grant)
+        return grant
+
+    def _grant(self, principal: "Principal", layers: list[list["Role"]], action: str, index: str) -> IndexGrant:
         grant_layers = []
         for layer in layers:
             entries = [e for role in layer for e in role.indices if e.covers(index) and e.allows(action)]
@@ -178,3 +195,14 @@ class RolePolicy:
             grant_layers.append(views)
         grant = IndexGrant(index, tuple(grant_layers))
         return IndexGrant(index) if grant.unrestricted and not grant.require_purpose else grant
+
+
+_SUPERUSER: list[Any] = []
+
+
+def _superuser() -> "Role":
+    """roles.SUPERUSER (imported on first use: roles imports this module)."""
+    if not _SUPERUSER:
+        from .roles import SUPERUSER
+        _SUPERUSER.append(SUPERUSER)
+    return _SUPERUSER[0]
