@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
@@ -289,7 +290,7 @@ class DataKeys:
     The highest version seals new writes.
     """
 
-    __slots__ = ("_keys", "_master_check", "_sealing")
+    __slots__ = ("_aeads", "_keys", "_master_check", "_sealing")
 
     FORMAT: ClassVar[str] = BLOB_FORMAT
 
@@ -299,6 +300,7 @@ class DataKeys:
         self._keys = dict(sorted(keys.items()))
         self._master_check = master_check
         self._sealing: dict[int, bytes] = {}
+        self._aeads: dict[int, AESGCM] = {}
 
     @classmethod
     def create(cls, master: MasterKey, *, _data_key: bytes | None = None) -> tuple[DataKeys, bytes]:
@@ -368,6 +370,14 @@ class DataKeys:
         if key is None:
             key = self._sealing[version] = _hkdf(self._keys[version], _SEAL_INFO)
         return key
+
+    def aead(self, version: int) -> AESGCM:
+        """The AES-256-GCM cipher of one data key version, made once (cryptography's AEAD objects are
+        stateless per call, so one serves every thread). `KeyError` for an unknown version."""
+        aead = self._aeads.get(version)
+        if aead is None:
+            aead = self._aeads[version] = AESGCM(self.sealing_key(version))
+        return aead
 
     def token_key(self, field: str, variant: str) -> bytes:
         """The HMAC key of one field's blind tokens of one variant (e.g. "exact", "token", "prefix").

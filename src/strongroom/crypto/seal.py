@@ -24,7 +24,6 @@ import os
 import struct
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .keys import DataKeys
 
@@ -52,7 +51,7 @@ def seal(keys: DataKeys, plaintext: bytes, *, index_uuid: str, doc_id: str,
     if len(nonce) != NONCE_SIZE:
         raise ValueError("a nonce is 12 bytes")
     header = _HEADER.pack(FORMAT_VERSION, version)
-    aead = AESGCM(keys.sealing_key(version))
+    aead = keys.aead(version)
     return header + nonce + aead.encrypt(nonce, _pad(plaintext), _aad(header, index_uuid, doc_id))
 
 
@@ -65,7 +64,7 @@ def unseal(keys: DataKeys, sealed: bytes, *, index_uuid: str, doc_id: str) -> by
     if format_version != FORMAT_VERSION or version not in keys.versions:
         raise SealError()
     nonce = bytes(sealed[_HEADER.size:_HEADER.size + NONCE_SIZE])
-    aead = AESGCM(keys.sealing_key(version))
+    aead = keys.aead(version)
     try:
         padded = aead.decrypt(nonce, bytes(sealed[_HEADER.size + NONCE_SIZE:]),
                               _aad(header, index_uuid, doc_id))
