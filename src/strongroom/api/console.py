@@ -75,7 +75,7 @@ def claim_of(request: Request) -> ConsoleClaim | None:
 
 def own_origin(request: Request) -> str | None:
     host = request.headers.get("host")
-    return f"{request.url.scheme}://{host}" if host else None
+    return f"{request.scope.get('scheme', 'http')}://{host}" if host else None  # request.url.scheme, unbuilt
 
 
 def no_basic_dialog(request: Request, response: Response) -> None:

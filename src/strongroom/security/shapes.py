@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ..query.querystring import query_string_to_dsl, simple_query_string_to_dsl
 
 Hasher = Callable[[str, str], str]
@@ -94,8 +96,12 @@ def describe(query: Any, hasher: Hasher) -> Shape:
     """Describes the value of a request's `query` key. Never raises on odd input (only `hasher` can)."""
     walker = _Walker(hasher)
     sanitized, canonical = walker.query(query, 0)
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_text)
-    return Shape(sanitized=sanitized, fingerprint=hashlib.sha256(text.encode()).hexdigest(),
+    try:
+        text = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS, default=_text)
+    except (TypeError, orjson.JSONEncodeError):  # an integer beyond 64 bits, a lone surrogate
+        text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                          default=_text).encode()
+    return Shape(sanitized=sanitized, fingerprint=hashlib.sha256(text).hexdigest(),
                  literals=tuple(walker.literals), fields=frozenset(walker.fields), truncated=walker.truncated)
 
 
