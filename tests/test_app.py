@@ -94,3 +94,22 @@ def test_lifespan_and_websocket_events(app: Any) -> None:
         return sent
 
     assert asyncio.run(websocket()) == [{"type": "websocket.close", "code": 1000}]
+
+
+def test_indexed_headers_answer_as_starlettes_do() -> None:
+    from starlette.datastructures import Headers
+
+    from strongroom.api.wire import IndexedHeaders
+
+    scope = {"headers": [(b"host", b"a"), (b"x-twice", b"first"), (b"x-twice", b"second"), (b"accept", b"\xe9")]}
+    ours, theirs = IndexedHeaders(dict(scope)), Headers(scope=dict(scope))
+    for name in ("host", "HOST", "x-twice", "X-Twice", "accept", "absent"):
+        assert ours.get(name) == theirs.get(name)
+        assert ours.get(name, "d") == theirs.get(name, "d")
+        assert (name in ours) == (name in theirs)
+        if name in theirs:
+            assert ours[name] == theirs[name]
+        else:
+            with pytest.raises(KeyError):
+                ours[name]
+    assert ours.getlist("x-twice") == ["first", "second"] and ours.raw == theirs.raw

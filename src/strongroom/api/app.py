@@ -23,7 +23,7 @@ from ..security.console import ConsoleClaim, check_request_origin
 from .console import Console, claim_of, is_console_path, no_basic_dialog, own_origin, with_headers
 from .handlers import Call, bulk, cluster, documents, indices, search, security, snapshots, watch
 from .router import Router
-from .wire import Params, error_response, internal_error, read_body, url_path
+from .wire import ApiRequest, Params, error_response, internal_error, read_body, url_path
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class App:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            request = Request(scope, receive, send)
+            request = ApiRequest(scope, receive, send)
             try:
                 response = await self._dispatch(request)
             except Exception as exc:  # noqa: BLE001 - the dispatcher answers errors; this is its last resort

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,6 +29,41 @@ ACCEPTED_BODY_TYPES = ("application/json", "application/x-ndjson", "application/
 
 def _wants_vendor(request: Request) -> bool:
     return "vnd.elasticsearch" in request.headers.get("accept", "")
+
+
+class IndexedHeaders(Headers):
+    """Starlette's Headers, looked up through a dict (the first value of each name, as Headers answers)
+    instead of a scan that raises KeyError for every absent header a request is asked about."""
+
+    def __init__(self, scope: Any) -> None:
+        super().__init__(scope=scope)
+        index: dict[bytes, bytes] = {}
+        for key, value in self._list:
+            index.setdefault(key, value)
+        self._index = index
+
+    def __getitem__(self, key: str) -> str:
+        value = self._index.get(key.lower().encode("latin-1"))
+        if value is None:
+            raise KeyError(key)
+        return value.decode("latin-1")
+
+    def __contains__(self, key: Any) -> bool:
+        return isinstance(key, str) and key.lower().encode("latin-1") in self._index
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        value = self._index.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+
+class ApiRequest(Request):
+    """The request every handler sees: Starlette's, with IndexedHeaders."""
+
+    @property
+    def headers(self) -> Headers:
+        if not hasattr(self, "_headers"):
+            self._headers = IndexedHeaders(self.scope)
+        return self._headers
 
 
 def url_path(request: Request) -> str:

@@ -233,7 +233,8 @@ class DumpDetector:
     def observe(self, obs: Observation) -> list[Finding]:
         now = self._clock()
         self._expire(now)
-        obs = replace(obs, identity=str(obs.identity), index=str(obs.index))
+        if type(obs.identity) is not str or type(obs.index) is not str:
+            obs = replace(obs, identity=str(obs.identity), index=str(obs.index))
         findings: list[Finding] = []
         shape = obs.shape if isinstance(obs.shape, Shape) else None
         fingerprint = shape.fingerprint if shape is not None else NO_SHAPE
