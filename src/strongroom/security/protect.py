@@ -24,6 +24,7 @@ import datetime as dt
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -187,18 +188,22 @@ class Protector:
         return value
 
     # -- queries -----------------------------------------------------------------------------
-    def check_request(self, spec: SearchSpec, aggs: dict[str, AggNode] | None) -> None:
+    def check_request(self, spec: SearchSpec, aggs: dict[str, AggNode] | None,
+                      rewrite: Callable[[Node], Node] | None = None) -> None:
+        """Refuses (400) what the protected fields cannot answer. `rewrite`: this protector's `rewrite`,
+        maybe remembering its answers for the request's planning."""
         if not self.fields:
             return
-        self.rewrite(spec.query)
+        rewrite = rewrite or self.rewrite
+        rewrite(spec.query)
         if spec.post_filter is not None:
-            self.rewrite(spec.post_filter)
+            rewrite(spec.post_filter)
         for key in spec.sort or ():
             self._refuse_if_protected(key.field, "sorting")
         if aggs:
-            self._check_aggs(aggs)
+            self._check_aggs(aggs, rewrite)
 
-    def _check_aggs(self, aggs: dict[str, AggNode]) -> None:
+    def _check_aggs(self, aggs: dict[str, AggNode], rewrite: Callable[[Node], Node]) -> None:
         for node in aggs.values():
             path = getattr(node, "field", None)
             if isinstance(path, str):
@@ -208,9 +213,9 @@ class Protector:
                     self._refuse_if_protected(key.field, "sorting")
             for query in (getattr(node, "query", None), *(q for _, q in getattr(node, "filters", ()))):
                 if query is not None:
-                    self.rewrite(query)
+                    rewrite(query)
             if getattr(node, "aggs", None):
-                self._check_aggs(node.aggs)
+                self._check_aggs(node.aggs, rewrite)
 
     def _refuse_if_protected(self, path: str, what: str) -> None:
         field = self.fields.get(path)

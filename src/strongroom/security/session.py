@@ -183,6 +183,7 @@ class Session:
         self.__policy = policy
         self.__scrolls = scrolls
         self.cluster_info = cluster_info
+        self._rewrites: dict[str, tuple[Protector, Callable[[Node], Node]]] = {}
 
     # -- resolution and authorization ---------------------------------------------------------
     def _resolve(self, expression: str | None, action: str, *, ignore_unavailable: bool = False,
@@ -258,13 +259,21 @@ class Session:
             # how the engine may open the sources it renders itself (top_hits, sort modes)
             protector, access = self._protector(index), accesses.get(index.name)
             open_json = functools.partial(self._open_json, index)
-            hooks[index.name] = (_once(protector.rewrite) if protector is not None else None, open_json,
+            hooks[index.name] = (self._rewriter(index, protector) if protector is not None else None, open_json,
                                  _revealer(open_json, access if access is not None and access.fields_restricted
                                            else None, functools.partial(ledger.reveal, index) if ledger else None))
         for target in targets:
             if target.index.name in hooks:
                 target.tokenize, target.open_source, target.reveal = hooks[target.index.name]
         return targets
+
+    def _rewriter(self, index: Index, protector: Protector) -> Callable[[Node], Node]:
+        """The protector's query rewrite for this request, remembering its answer for each node: checking
+        the request and planning its shards ask alike."""
+        found = self._rewrites.get(index.uuid)
+        if found is None or found[0] is not protector:
+            found = self._rewrites[index.uuid] = (protector, _once(protector.rewrite))
+        return found[1]
 
     def _protector(self, index: Index) -> Protector | None:
         """The protection of an index's fields (None when it has no protected field)."""
@@ -630,7 +639,7 @@ class Session:
         for index in indices:  # queries, sorts and aggregations a protected field cannot answer: 400 now
             protector = self._protector(index)
             if protector is not None:
-                protector.check_request(request.spec, request.aggs)
+                protector.check_request(request.spec, request.aggs, self._rewriter(index, protector))
                 protectors.append(protector)
         self._check_caps(indices, request)
         self._charge_probe(protectors, request.spec.query)
