@@ -365,9 +365,9 @@ app = Starlette(routes=[Route("/{path:path}", ok, methods=["GET", "POST"])])
 
 
 class Floor:
-    """The HTTPS floor: a trivial Starlette endpoint on uvicorn with Strongroom's TLS settings and
-    certificate, in its own process; the same client measures it, so its latency is what any answer
-    over this stack costs before Strongroom does anything."""
+    """The HTTPS floor: a trivial Starlette endpoint on uvicorn with Strongroom's TLS settings, certificate
+    and event loop (uvloop where installed, as server.serve_forever), in its own process; the same client
+    measures it, so its latency is what any answer over this stack costs before Strongroom does anything."""
 
     def __init__(self, server: Server) -> None:
         certs = server.root / "config" / "certs"
@@ -379,7 +379,7 @@ class Floor:
                 "import asyncio\nasync def main():\n t = asyncio.create_task(s.serve())\n"
                 " while not s.started: await asyncio.sleep(0.02)\n"
                 " print('port', s.servers[0].sockets[0].getsockname()[1], flush=True)\n await t\n"
-                "asyncio.run(main())")
+                "\ntry:\n import uvloop\nexcept ImportError:\n asyncio.run(main())\nelse:\n uvloop.run(main())")
         self.process = subprocess.Popen([sys.executable, "-c", code, str(server.root), str(certs / "http.crt"),
                                          str(certs / "http.key")], stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline() if self.process.stdout else ""

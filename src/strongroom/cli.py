@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import getpass
 import itertools
@@ -59,7 +58,7 @@ def serve(data_dir: Path, config_dir: Path, host: str | None, port: int | None, 
 
     Example:  strongroom serve --data-dir ./data --config-dir ./config
     """
-    from .server import StartupError, open_node, run
+    from .server import StartupError, open_node, run, serve_forever
 
     _setup_logging()
     overrides = {"server.host": host, "server.port": port, "tls.certificate": tls_cert, "tls.key": tls_key,
@@ -74,7 +73,7 @@ def serve(data_dir: Path, config_dir: Path, host: str | None, port: int | None, 
         async def after_start(started: Any) -> None:
             await _load_demo_in_process(started, demo_count)
     try:
-        asyncio.run(run(node, settings, after_start=after_start))
+        serve_forever(run(node, settings, after_start=after_start))
     except StartupError as exc:
         raise click.ClickException(f"Error starting Strongroom: {exc}") from None
     except KeyboardInterrupt:
