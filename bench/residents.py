@@ -21,7 +21,8 @@ include budget bookkeeping only as far as an unmetered identity pays for it.
   and the HTTP stack are all inside; p50/p95/p99 come from the 1-client run. Throughput (req/s): all
   requests of the class divided by the wall time, with 1 and 2 client threads, each thread on its
   own connection (2 clients = 2 connections). Each connection sends a few untimed warm-up requests
-  per class first.
+  per class first. The classes take turns: five rounds, each over a fifth of every class's queries,
+  so a burst of noise on a shared machine falls on all classes alike (raw tantivy likewise).
 - peak RSS of the server process: VmHWM from /proc/<pid>/status at the end of the load (and the sum of
   its child processes' VmHWM: the ingest workers that derive tokens and seal, `ingest.workers`); then the
   high-water mark is reset (write "5" to /proc/<pid>/clear_refs) and VmHWM is read again after the
@@ -78,6 +79,7 @@ ROOT = Path(__file__).resolve().parent
 INDEX = "residents"
 WRITER_HEAP = 64 << 20  # per indexing thread, as Strongroom's engine.writer_heap_bytes default
 WARMUP = 10  # untimed requests per connection (or thread) and class
+ROUNDS = 5  # the query classes take turns in this many rounds (run_rounds)
 
 CLASSES: dict[str, str] = {
     "national_id": "exact national ID (term)",
@@ -142,11 +144,10 @@ def workload(rows: Sequence[Row], per_class: int, seed: int = 9) -> dict[str, li
     return out
 
 
-def run_clients(workers: Sequence[Callable[[dict[str, Any]], None]], items: list[dict[str, Any]]) -> dict[str, float]:
-    """Runs `items` spread over the workers (one thread each); latency percentiles (ms) and req/s."""
-    for worker in workers:  # untimed warm-up
-        for item in items[:WARMUP]:
-            worker(item)
+def timed_clients(workers: Sequence[Callable[[dict[str, Any]], None]], items: list[dict[str, Any]]
+                  ) -> tuple[list[float], float]:
+    """Runs `items` spread over the workers (one thread each): every request's latency (ms), and the wall
+    time (s) of the whole."""
     latencies: list[list[float]] = [[] for _ in workers]
     start = threading.Barrier(len(workers) + 1)
 
@@ -169,8 +170,40 @@ def run_clients(workers: Sequence[Callable[[dict[str, Any]], None]], items: list
     merged = [x for part in latencies for x in part]
     if len(merged) != len(items):
         raise RuntimeError("a client thread failed (see above)")
-    return {"p50_ms": percentile(merged, 50), "p95_ms": percentile(merged, 95), "p99_ms": percentile(merged, 99),
-            "req_per_s": len(items) / wall, "requests": len(items)}
+    return merged, wall
+
+
+def figures(latencies: list[float], wall: float) -> dict[str, float]:
+    return {"p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
+            "p99_ms": percentile(latencies, 99), "req_per_s": len(latencies) / wall, "requests": len(latencies)}
+
+
+def run_clients(workers: Sequence[Callable[[dict[str, Any]], None]], items: list[dict[str, Any]]) -> dict[str, float]:
+    """Runs `items` spread over the workers (one thread each) after an untimed warm-up; latency
+    percentiles (ms) and req/s."""
+    for worker in workers:
+        for item in items[:WARMUP]:
+            worker(item)
+    return figures(*timed_clients(workers, items))
+
+
+def run_rounds(workers_for: Callable[[str], Sequence[Callable[[dict[str, Any]], None]]],
+               work: dict[str, list[dict[str, Any]]], rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
+    """Every class in turn, `rounds` times over a share of its items each, so that a burst of noise on a
+    shared machine (or the server's background work) falls on all classes alike rather than on
+    whichever class it happens to meet; figures per class over all its rounds. Warm-up first."""
+    for cls, items in work.items():
+        for worker in workers_for(cls):
+            for item in items[:WARMUP]:
+                worker(item)
+    latencies: dict[str, list[float]] = {cls: [] for cls in work}
+    wall = dict.fromkeys(work, 0.0)
+    for k in range(rounds):
+        for cls, items in work.items():
+            part, seconds = timed_clients(workers_for(cls), items[k::rounds])
+            latencies[cls] += part
+            wall[cls] += seconds
+    return {cls: figures(latencies[cls], wall[cls]) for cls in work}
 
 
 # -- raw tantivy, in-process --------------------------------------------------------------------------
@@ -508,20 +541,21 @@ def strongroom_run(rows: Sequence[Row], work: dict[str, list[dict[str, Any]]], c
 
         reset = server.reset_peak()
         sampler = Sampler(lambda: server.status("VmRSS"))
-        classes: dict[str, dict[str, Any]] = {}
-        for cls, items in work.items():
-            classes[cls] = {}
-            for n in clients:
-                conns = [server.connection() for _ in range(n)]
+        classes: dict[str, dict[str, Any]] = {cls: {} for cls in work}
+        for n in clients:
+            conns = [server.connection() for _ in range(n)]
 
-                def worker(p: dict[str, Any], c: Connection, cls: str = cls) -> None:
+            def workers_for(cls: str, conns: list[Connection] = conns) -> list[Callable[[dict[str, Any]], None]]:
+                def worker(p: dict[str, Any], c: Connection) -> None:
                     method, path, body = es_request(cls, p)
                     if not answered(cls, c.call(method, path, body)):
                         raise RuntimeError(f"{cls}: no hit for {p}")
+                return [lambda p, c=c: worker(p, c) for c in conns]
 
-                classes[cls][str(n)] = run_clients([lambda p, c=c: worker(p, c) for c in conns], items)
-                for c in conns:
-                    c.close()
+            for cls, result in run_rounds(workers_for, work).items():
+                classes[cls][str(n)] = result
+            for c in conns:
+                c.close()
         memory["queries_vmrss_sampled_peak_bytes"] = sampler.stop()
         memory["queries_vmhwm_bytes"] = server.status("VmHWM") if reset else None
         floors = {"strongroom_root": measure_get(server.port, server.context, items_count(work), clients)}
@@ -553,16 +587,16 @@ def raw_run(rows: Sequence[Row], work: dict[str, list[dict[str, Any]]], clients:
         one.mkdir(parents=True)
         raw = Raw(one)
         load_1 = raw.load(rows, threads=1)
-    classes: dict[str, dict[str, Any]] = {}
-    for cls, items in work.items():
-        classes[cls] = {}
+    classes: dict[str, dict[str, Any]] = {cls: {} for cls in work}
+    for n in clients:
+        def workers_for(cls: str, n: int = n) -> list[Callable[[dict[str, Any]], None]]:
+            def worker(p: dict[str, Any]) -> None:
+                if not raw.query(cls, p):
+                    raise RuntimeError(f"raw {cls}: no hit for {p}")
+            return [worker] * n
 
-        def worker(p: dict[str, Any], cls: str = cls) -> None:
-            if not raw.query(cls, p):
-                raise RuntimeError(f"raw {cls}: no hit for {p}")
-
-        for n in clients:
-            classes[cls][str(n)] = run_clients([worker] * n, items)
+        for cls, result in run_rounds(workers_for, work).items():
+            classes[cls][str(n)] = result
     index_bytes = sum(p.stat().st_size for p in one.rglob("*") if p.is_file())
     return {"bulk_docs_per_s": {"1": load_1, "2": load_2}, "index_bytes": index_bytes, "classes": classes}
 
