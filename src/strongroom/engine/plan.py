@@ -507,6 +507,84 @@ class Compiler:
             query = tantivy.Query.boost_query(query, boost)
         return query
 
+    def postings(self, node: Node) -> int | None:
+        """About how many postings `node` reads on this shard (document frequencies from the searcher:
+        a union reads all of its parts, an intersection leads with its rarest part and seeks the others),
+        or None when its cost does not follow postings (ranges, patterns, fuzzy queries, a query with only
+        negative parts) or cannot be told; match_all counts every document. A scheduling hint only: nothing is refused
+        on it."""
+        try:
+            return self._postings(node)
+        except Exception:  # noqa: BLE001 - a hint: whatever fails here is reported when the query compiles
+            return None
+
+    def _postings(self, node: Node) -> int | None:
+        searcher = self.searcher
+        if searcher is None:
+            return None
+        match node:
+            case Named(query=inner) | ConstantScore(filter=inner):
+                return self._postings(inner)
+            case MatchNone():
+                return 0
+            case MatchAll():
+                return searcher.num_docs
+            case Ids(values=values):
+                return len(values)
+            case Term(field=path, value=value) if not node.case_insensitive:
+                found = self._indexed_terms(path, [value])
+                return None if found is None else sum(searcher.doc_freq(slot, t) for slot, t in found)
+            case Terms(field=path, values=values):
+                found = self._indexed_terms(path, list(values))
+                return None if found is None else sum(searcher.doc_freq(slot, t) for slot, t in found)
+            case Match() | MatchPhrase() if "*" not in node.field and getattr(node, "fuzziness", None) is None:
+                resolved = self._field(node.field)
+                if resolved is None:
+                    return 0
+                field_type, slot = resolved
+                if slot.kind != "text":
+                    return self._postings(Term(node.field, node.query))
+                terms = self._terms_of(field_type, slot, node.query, node.analyzer)
+                counts = [searcher.doc_freq(slot.name, t) for t in terms]
+                if not counts:
+                    return None  # zero_terms_query may ask for everything
+                if isinstance(node, MatchPhrase) or node.operator.lower() == "and":
+                    return min(counts) * len(counts)
+                return sum(counts)
+            case Bool():
+                required = [self._postings(n) for n in (*node.must, *node.filter)]
+                optional = [self._postings(n) for n in node.should]
+                excluded = [self._postings(n) for n in node.must_not]
+                if any(c is None for c in (*required, *optional, *excluded)):
+                    return None
+                if not required:
+                    return sum(optional) if optional else None  # type: ignore[arg-type]
+                lead = min(required)  # type: ignore[type-var]
+                return lead * (len(required) + len(optional) + len(excluded))
+            case DisMax(queries=queries):
+                counts = [self._postings(n) for n in queries]
+                return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
+        return None
+
+    def _indexed_terms(self, path: str, values: list[Any]) -> list[tuple[str, str]] | None:
+        """(slot, term) of exact values as indexed: blind tokens and keywords; None for other kinds."""
+        if path == "_id":
+            return [("_id", _text(v)) for v in values]
+        resolved = self._field(path)
+        if resolved is None:
+            return []
+        field_type, slot = resolved
+        if field_type.protect == "blind":
+            return [(slot.name, _text(v)) for v in values]
+        if slot.kind != "keyword":
+            return None
+        out = []
+        for value in values:
+            converted = self._value(field_type, value)
+            if converted is not None:
+                out.append((slot.name, converted))
+        return out
+
     def _compile(self, node: Node) -> tantivy.Query:
         match node:
             case MatchAll():

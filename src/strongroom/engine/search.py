@@ -151,6 +151,23 @@ def targets_for(indices: Sequence[Index], *, restrictions: dict[str, Node | None
     return out
 
 
+def postings(targets: Sequence[Target], node: Node, *, now_millis: int | None = None) -> int | None:
+    """About how many postings searching `node` reads over these shards, restrictions included
+    (Compiler.postings); None when that does not tell its cost."""
+    now = now_millis if now_millis is not None else int(time.time() * 1000)
+    total = 0
+    for target in targets:
+        compiler = target.compiler(now)
+        count = compiler.postings(target.prepare(node))
+        if count is None:
+            return None
+        if target.restriction is not None:  # intersected: the rarer side leads
+            limit = compiler.postings(target.encode(target.restriction))
+            count = 2 * (count if limit is None else min(count, limit))
+        total += count
+    return total
+
+
 def stored_source(target: Target, doc: tantivy.Document) -> Any:
     """A stored document's source as JSON, opened by the layer above when it is sealed (rare paths:
     sort modes over multi-valued fields, segments older than a field)."""

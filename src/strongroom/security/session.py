@@ -27,7 +27,7 @@ from ..engine.analysis import analyze_text
 from ..engine.node import Engine
 from ..engine.index import parse_time_value
 from ..engine.plan import Bool, ConstantScore, Ids, MatchAll, Node, Term, Terms
-from ..engine.search import Cursor, count_matches, explain, matching_ids, run_search, targets_for
+from ..engine.search import Cursor, count_matches, explain, matching_ids, postings, run_search, targets_for
 from ..engine.shard import NOOP, Conditions, OpResult, StoredDoc
 from ..errors import (ActionRequestValidationError, MapperParsingError, AuthorizationError, IllegalArgumentError, IndexNotFoundError,
                       DocumentMissingError, FieldSecurityError, LimitError, StrongroomError, VersionConflictError)
@@ -124,10 +124,13 @@ async def _run(fn: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(fn, *args)
 
 
-# Lookups bounded by a few postings run on the event loop: handing them to a worker thread and back
-# costs 0.1-0.3 ms, more than the lookup itself (see docs/performance.md). Anything whose cost grows
-# with the data (full text, ranges, sorts, aggregations, deep pages) still goes to a worker thread,
-# so a long search never stalls the loop.
+# Searches that read few postings run on the event loop: handing one to a worker thread and back costs
+# 0.1-0.5 ms on a 2-core machine, more than the search itself (see docs/performance.md). Lookups of
+# exact values go inline at once; other small pages ranked by score (a name, an address, a few
+# words) go inline when their terms' document frequencies say they read at most INLINE_MAX_POSTINGS
+# postings. Anything else (ranges, patterns, sorts, aggregations, deep pages, common words) still
+# goes to a worker thread, so a long search never stalls the loop.
+INLINE_MAX_POSTINGS = 50_000
 INLINE_MAX_HITS = 100
 INLINE_MAX_VALUES = 64
 INLINE_MAX_IDS = 1024
@@ -150,11 +153,12 @@ def is_lookup(node: Node) -> bool:
     return False
 
 
-def _inline(request: SearchRequest) -> bool:
+def _bounded(request: SearchRequest) -> bool:
+    """A small page of hits ranked by score, nothing else: its cost is the query's."""
     spec = request.spec
     return (spec.offset + spec.size <= INLINE_MAX_HITS and not request.aggs and request.highlight is None
-            and spec.sort is None and spec.post_filter is None and not spec.explain and spec.timeout is None
-            and is_lookup(spec.query))
+            and spec.sort is None and spec.post_filter is None and not spec.explain and spec.timeout is None)
+
 
 
 class Session:
@@ -623,9 +627,15 @@ class Session:
             check_keep_alive(keep_alive)
             self._check_context(indices, keep_alive, export=True)
             return await _run(self._open_scroll, indices, request, keep_alive, accesses)
-        if _inline(request) and not any(index.stale_for_search() for index in indices):
+        if not _bounded(request) or any(index.stale_for_search() for index in indices):
+            return await _run(self._search_now, indices, request, accesses)
+        if is_lookup(request.spec.query):
             return self._search_now(indices, request, accesses)
-        return await _run(self._search_now, indices, request, accesses)
+        targets = self._targets(indices, accesses)
+        reads = postings(targets, request.spec.query)
+        if reads is not None and reads <= INLINE_MAX_POSTINGS:
+            return self._search_now(indices, request, accesses, targets)
+        return await _run(self._search_now, indices, request, accesses, targets)
 
     def _search_indices(self, expression: str | None, request: SearchRequest, options: dict[str, Any]
                         ) -> tuple[list[Index], dict[str, Access]]:
