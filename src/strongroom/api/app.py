@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-
 from typing import Any
 
 from starlette.requests import Request

@@ -160,7 +160,6 @@ def _bounded(request: SearchRequest) -> bool:
             and spec.sort is None and spec.post_filter is None and not spec.explain and spec.timeout is None)
 
 
-
 class Session:
     def __init__(self, principal: Principal, engine: Engine, policy: Policy, cluster_info: dict[str, str],
                  scrolls: ScrollRegistry, *, doctor: Callable[[], dict[str, Any]] | None = None,
