@@ -39,3 +39,17 @@ def test_microbenchmarks_run_and_report_ratios(tmp_path: Path, script: str, size
     for row in rows:
         assert row in done.stdout, done.stdout
     assert "×" in done.stdout
+
+
+def test_request_path_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "request_path.py"), "--residents", "300",
+                           "--queries", "25", "--results-dir", str(tmp_path / "results")],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "STRONGROOM_BENCH_CACHE": str(tmp_path)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    (report_path,) = (tmp_path / "results").glob("request-path-*.json")
+    report = json.loads(report_path.read_text())
+    assert set(report["strongroom"]) == {"root", "national_id", "phone", "full_name", "mget"}
+    assert set(report["raw"]) == {"national_id", "phone", "full_name", "mget"}
+    assert all(figures["p50_us"] > 0 for figures in report["strongroom"].values())
+    assert "| exact national ID (term) |" in done.stdout and "×" in done.stdout
