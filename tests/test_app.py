@@ -14,6 +14,7 @@ from strongroom.api.app import build_app
 from strongroom.engine.node import Engine
 from strongroom.security.gate import Gate
 from strongroom.security.users import SecurityStore
+from strongroom.server import _node_info
 
 PASSWORD = "app-test-password-1"
 
@@ -23,7 +24,7 @@ def app(tmp_path: Path) -> Any:
     engine = Engine(tmp_path / "data")
     users = SecurityStore(tmp_path / "data")
     users.bootstrap(PASSWORD)
-    yield build_app(Gate(engine, users))
+    yield build_app(Gate(engine, users, cluster_info=_node_info(tmp_path / "data")))
     engine.close()
 
 
@@ -113,3 +114,11 @@ def test_indexed_headers_answer_as_starlettes_do() -> None:
             with pytest.raises(KeyError):
                 ours[name]
     assert ours.getlist("x-twice") == ["first", "second"] and ours.raw == theirs.raw
+
+
+def test_query_parameters_with_and_without_a_query_string(app: Any) -> None:
+    assert call(app, "GET", "/?pretty").text.startswith("{\n")  # parsed when present
+    plain = call(app, "GET", "/")
+    assert plain.status_code == 200 and not plain.text.startswith("{\n")
+    refused = call(app, "GET", "/?nonsense=1")
+    assert refused.status_code == 400 and "nonsense" in refused.json()["error"]["reason"]

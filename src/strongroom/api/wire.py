@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -56,14 +56,25 @@ class IndexedHeaders(Headers):
         return default if value is None else value.decode("latin-1")
 
 
+_NO_PARAMS = QueryParams("")  # immutable, so one serves every request without a query string
+
+
 class ApiRequest(Request):
-    """The request every handler sees: Starlette's, with IndexedHeaders."""
+    """The request every handler sees: Starlette's, with IndexedHeaders, and no parsing of an absent
+    query string."""
 
     @property
     def headers(self) -> Headers:
         if not hasattr(self, "_headers"):
             self._headers = IndexedHeaders(self.scope)
         return self._headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        if not hasattr(self, "_query_params"):
+            self._query_params = QueryParams(self.scope["query_string"]) if self.scope.get("query_string") \
+                else _NO_PARAMS
+        return self._query_params
 
 
 def url_path(request: Request) -> str:

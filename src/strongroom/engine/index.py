@@ -544,7 +544,7 @@ class Index:
 
     def stale_for_search(self) -> bool:
         """A search now would first have to refresh (search-idle, with writes not yet searchable)."""
-        return self.search_idle() and any(shard.needs_refresh() for shard in self.shards)
+        return any(shard.needs_refresh() for shard in self.shards) and self.search_idle()  # cheap part first
 
     def searching(self) -> None:
         """Called before a search takes the shards' searchers: a search-idle index with pending writes
