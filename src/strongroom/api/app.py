@@ -193,9 +193,10 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> App:
                 # A browser's cross-site request (a form posted by another site) never reaches a handler,
                 # whatever credential the browser would attach (a cached Basic password): clients
                 # such as the official ones send neither header.
-                check_request_origin(ConsoleClaim(cookie=None, origin=request.headers.get("origin"),
-                                                  own_origin=own_origin(request),
-                                                  fetch_site=request.headers.get("sec-fetch-site")))
+                origin, fetch_site = request.headers.get("origin"), request.headers.get("sec-fetch-site")
+                if origin is not None or fetch_site is not None:
+                    check_request_origin(ConsoleClaim(cookie=None, origin=origin, own_origin=own_origin(request),
+                                                      fetch_site=fetch_site))
             session = await exchange.open(request.headers.get("authorization"),
                                           request.headers.get("x-strongroom-purpose"), console=claim_of(request))
             route, path_params, allowed = router.resolve(request.method, raw_path)
