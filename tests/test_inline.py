@@ -126,3 +126,13 @@ def test_searches_that_read_few_postings_stay_on_the_loop(tmp_path: Path, monkey
     finally:
         engine.close()
     assert offloaded == ["_search_now", "_search_now"]
+
+
+@pytest.mark.parametrize("query", [
+    {"match": {"note": " ".join(["usual"] * 65)}},  # more terms than the estimate looks at
+    {"match": {"note": "x" * 1025}},  # a long text is not analysed before the search
+    {"terms": {"city": [f"c{n}" for n in range(65)]}},
+    {"bool": {"should": [{"term": {"city": f"c{n}"}} for n in range(65)]}},
+])
+def test_large_queries_are_not_estimated(engine: Engine, query: dict[str, Any]) -> None:
+    assert postings(targets_for([engine.index("people")]), parse_query(query)) is None

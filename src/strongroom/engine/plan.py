@@ -483,6 +483,12 @@ def _zone(name: str | None) -> dt.tzinfo | None:
         raise RequestError(f"Unknown time-zone ID: {name}") from None
 
 
+# Compiler.postings answers only for small queries (it runs before the search decides where to run):
+# beyond these sizes it says "cannot tell", and the search goes to a worker thread.
+POSTINGS_MAX_PARTS = 64  # terms of one text, values of a terms query, clauses of a bool
+POSTINGS_MAX_TEXT = 1024  # characters of a match text
+
+
 # -- compiler -------------------------------------------------------------------------------
 @dataclass
 class Compiler:
@@ -534,10 +540,11 @@ class Compiler:
             case Term(field=path, value=value) if not node.case_insensitive:
                 found = self._indexed_terms(path, [value])
                 return None if found is None else sum(searcher.doc_freq(slot, t) for slot, t in found)
-            case Terms(field=path, values=values):
+            case Terms(field=path, values=values) if len(values) <= POSTINGS_MAX_PARTS:
                 found = self._indexed_terms(path, list(values))
                 return None if found is None else sum(searcher.doc_freq(slot, t) for slot, t in found)
-            case Match() | MatchPhrase() if "*" not in node.field and getattr(node, "fuzziness", None) is None:
+            case Match() | MatchPhrase() if "*" not in node.field and getattr(node, "fuzziness", None) is None \
+                    and len(_text(node.query)) <= POSTINGS_MAX_TEXT:
                 resolved = self._field(node.field)
                 if resolved is None:
                     return 0
@@ -545,13 +552,16 @@ class Compiler:
                 if slot.kind != "text":
                     return self._postings(Term(node.field, node.query))
                 terms = self._terms_of(field_type, slot, node.query, node.analyzer)
+                if len(terms) > POSTINGS_MAX_PARTS:
+                    return None
                 counts = [searcher.doc_freq(slot.name, t) for t in terms]
                 if not counts:
                     return None  # zero_terms_query may ask for everything
                 if isinstance(node, MatchPhrase) or node.operator.lower() == "and":
                     return min(counts) * len(counts)
                 return sum(counts)
-            case Bool():
+            case Bool() if len(node.must) + len(node.filter) + len(node.should) + len(node.must_not) \
+                    <= POSTINGS_MAX_PARTS:
                 required = [self._postings(n) for n in (*node.must, *node.filter)]
                 optional = [self._postings(n) for n in node.should]
                 excluded = [self._postings(n) for n in node.must_not]
@@ -561,7 +571,7 @@ class Compiler:
                     return sum(optional) if optional else None  # type: ignore[arg-type]
                 lead = min(required)  # type: ignore[type-var]
                 return lead * (len(required) + len(optional) + len(excluded))
-            case DisMax(queries=queries):
+            case DisMax(queries=queries) if len(queries) <= POSTINGS_MAX_PARTS:
                 counts = [self._postings(n) for n in queries]
                 return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
         return None
