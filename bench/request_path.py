@@ -40,6 +40,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from core import PASSWORD, bulk_bodies, percentile, residents  # noqa: E402
 from residents import INDEX, Raw, es_request, workload  # noqa: E402
+from residents import answered as residents_answered  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 ROUNDS = 5
@@ -99,11 +100,7 @@ def request(cls: str, p: dict[str, Any]) -> tuple[str, str, bytes]:
 
 
 def answered(cls: str, answer: Any) -> bool:
-    if cls == "root":
-        return "version" in answer
-    if cls == "mget":
-        return all(d.get("found") for d in answer["docs"])
-    return bool(answer["hits"]["hits"])
+    return "version" in answer if cls == "root" else residents_answered(cls, answer) > 0
 
 
 async def measure_ours(app: App, work: dict[str, list[dict[str, Any]]], rounds: int = ROUNDS

@@ -14,7 +14,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field, replace
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -517,8 +517,8 @@ class Compiler:
         """About how many postings `node` reads on this shard (document frequencies from the searcher:
         a union reads all of its parts, an intersection leads with its rarest part and seeks the others),
         or None when its cost does not follow postings (ranges, patterns, fuzzy queries, a query with only
-        negative parts) or cannot be told; match_all counts every document. A scheduling hint only: nothing is refused
-        on it."""
+        negative parts) or cannot be told; match_all counts every document. A scheduling hint only:
+        nothing is refused on it."""
         try:
             return self._postings(node)
         except Exception:  # noqa: BLE001 - a hint: whatever fails here is reported when the query compiles
@@ -538,11 +538,9 @@ class Compiler:
             case Ids(values=values):
                 return len(values)
             case Term(field=path, value=value) if not node.case_insensitive:
-                found = self._indexed_terms(path, [value])
-                return None if found is None else sum(searcher.doc_freq(slot, t) for slot, t in found)
+                return self._doc_freqs(searcher, path, [value])
             case Terms(field=path, values=values) if len(values) <= POSTINGS_MAX_PARTS:
-                found = self._indexed_terms(path, list(values))
-                return None if found is None else sum(searcher.doc_freq(slot, t) for slot, t in found)
+                return self._doc_freqs(searcher, path, values)
             case Match() | MatchPhrase() if "*" not in node.field and getattr(node, "fuzziness", None) is None \
                     and len(_text(node.query)) <= POSTINGS_MAX_TEXT:
                 resolved = self._field(node.field)
@@ -576,24 +574,20 @@ class Compiler:
                 return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
         return None
 
-    def _indexed_terms(self, path: str, values: list[Any]) -> list[tuple[str, str]] | None:
-        """(slot, term) of exact values as indexed: blind tokens and keywords; None for other kinds."""
+    def _doc_freqs(self, searcher: tantivy.Searcher, path: str, values: Sequence[Any]) -> int | None:
+        """Postings of exact values as indexed (ids, blind tokens, keywords); None for other kinds."""
         if path == "_id":
-            return [("_id", _text(v)) for v in values]
+            return sum(searcher.doc_freq("_id", _text(v)) for v in values)
         resolved = self._field(path)
         if resolved is None:
-            return []
+            return 0
         field_type, slot = resolved
         if field_type.protect == "blind":
-            return [(slot.name, _text(v)) for v in values]
+            return sum(searcher.doc_freq(slot.name, _text(v)) for v in values)
         if slot.kind != "keyword":
             return None
-        out = []
-        for value in values:
-            converted = self._value(field_type, value)
-            if converted is not None:
-                out.append((slot.name, converted))
-        return out
+        terms = (self._value(field_type, v) for v in values)
+        return sum(searcher.doc_freq(slot.name, t) for t in terms if t is not None)
 
     def _compile(self, node: Node) -> tantivy.Query:
         match node:

@@ -11,6 +11,7 @@ intersection of the key's descriptors and the owner's roles, evaluated at every 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -197,12 +198,8 @@ class RolePolicy:
         return IndexGrant(index) if grant.unrestricted and not grant.require_purpose else grant
 
 
-_SUPERUSER: list[Any] = []
-
-
+@functools.cache
 def _superuser() -> "Role":
     """roles.SUPERUSER (imported on first use: roles imports this module)."""
-    if not _SUPERUSER:
-        from .roles import SUPERUSER
-        _SUPERUSER.append(SUPERUSER)
-    return _SUPERUSER[0]
+    from .roles import SUPERUSER
+    return SUPERUSER
