@@ -22,7 +22,7 @@ from ..jsonio import extract_values
 from .index import Index
 from .mapping import INTEGER_RANGES
 from .plan import Bool, Compiler, Ids, MatchAll, Node, named_queries
-from .shard import Shard, StoredDoc, count_docs
+from .shard import Shard, StoredDoc, count_docs, stored_doc
 
 MAX_SORT_CANDIDATES = 1_000_000  # matches a field-sorted search may rank (per request)
 DEFAULT_TRACK_TOTAL = 10_000
@@ -519,9 +519,7 @@ def _compare_values(left: list[Any], right: list[Any], sort: list[SortKey]) -> i
 
 def _hit(candidate: _Candidate, spec: SearchSpec, queries: Sequence[tantivy.Query], *, with_sort: bool) -> Hit:
     target = candidate.target
-    doc = target.searcher.doc(candidate.address)
-    stored = StoredDoc(doc.get_first("_id"), doc.get_first("_seq_no"), doc.get_first("_version"),
-                       doc.get_first("_primary_term"), doc.get_first("_source"), doc.get_first("_routing"))
+    stored = stored_doc(target.searcher.doc(candidate.address))
     explanation = None
     if spec.explain:
         raw = queries[target.order].explain(target.searcher, candidate.address).to_json()

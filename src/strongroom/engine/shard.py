@@ -106,6 +106,15 @@ class StoredDoc:
     routing: str | None = None
 
 
+def stored_doc(doc: tantivy.Document) -> StoredDoc:
+    """The stored fields of a document read from a searcher (one conversion, not one call per field)."""
+    fields = doc.to_dict()
+    get = fields.get
+    none: tuple[None] = (None,)
+    return StoredDoc((get("_id") or none)[0], (get("_seq_no") or none)[0], (get("_version") or none)[0],
+                     (get("_primary_term") or none)[0], (get("_source") or none)[0], (get("_routing") or none)[0])
+
+
 @dataclass(slots=True)
 class VersionEntry:
     seq_no: int
@@ -403,9 +412,7 @@ class Shard:
         hits = searcher.search(tantivy.Query.term_query(self._index.schema, "_id", doc_id), 1, count=False).hits
         if not hits:
             return None
-        doc = searcher.doc(hits[0][1])
-        return StoredDoc(doc_id, doc.get_first("_seq_no"), doc.get_first("_version"), doc.get_first("_primary_term"),
-                         doc.get_first("_source"), doc.get_first("_routing"))
+        return stored_doc(searcher.doc(hits[0][1]))
 
     def _current_version(self, doc_id: str, auto_id: bool) -> VersionEntry | None:
         entry = self._vmap.get(doc_id)
