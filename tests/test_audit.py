@@ -739,3 +739,17 @@ def test_lines_backwards_reads_what_a_whole_read_gives(tmp_path_factory: pytest.
     data = b"".join(line + b"\n" for line in lines) + tail
     path.write_bytes(data)
     assert list(_lines_backwards(path, chunk)) == list(reversed(_complete_lines(data)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(min_value=-1e9, max_value=4e9, allow_nan=False), min_size=1, max_size=20))
+def test_record_time_is_utc_to_the_millisecond_whatever_came_before(moments: list[float]) -> None:
+    """`_iso` keeps the last second's text: any sequence of times still formats each one exactly."""
+    import datetime as dt
+
+    from strongroom.security.audit import _iso
+
+    for seconds in moments:
+        ms = int(seconds * 1000)
+        expected = (dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+        assert _iso(seconds) == expected + "Z"

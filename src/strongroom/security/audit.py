@@ -156,10 +156,19 @@ def _checkpoint_message(seq: int, chain_hash: str, when: str) -> bytes:
     return CHECKPOINT_CONTEXT + _canonical({"seq": seq, "hash": chain_hash, "time": when})
 
 
+_last_second: tuple[int | None, str] = (None, "")  # the last whole second formatted: most records share it
+
+
 def _iso(seconds: float) -> str:
+    global _last_second
     ms = int(seconds * 1000)
-    t = time.gmtime(ms // 1000)
-    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms % 1000:03d}Z"
+    second, text = _last_second  # one tuple, swapped whole: safe across threads
+    if ms // 1000 != second:
+        second = ms // 1000
+        t = time.gmtime(second)
+        text = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        _last_second = (second, text)
+    return f"{text}.{ms % 1000:03d}Z"
 
 
 def _time_ms(text: Any) -> int | None:
