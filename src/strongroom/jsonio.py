@@ -21,11 +21,11 @@ import orjson
 from .errors import JsonParseError
 
 _KEY_MARKER = re.compile(rb'"\s*:')
-_WHITESPACE_BEFORE_COLON = (b'" ', b'"\t', b'"\n', b'"\r')
+_WHITESPACE_AFTER_QUOTE = re.compile(rb'"[ \t\n\r]')  # JSON whitespace: a key may be spaced from its colon
 
 
 def _key_markers(raw: bytes) -> int:
-    if any(w in raw for w in _WHITESPACE_BEFORE_COLON):
+    if _WHITESPACE_AFTER_QUOTE.search(raw):
         return len(_KEY_MARKER.findall(raw))
     return raw.count(b'":')
 
