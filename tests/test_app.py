@@ -122,3 +122,44 @@ def test_query_parameters_with_and_without_a_query_string(app: Any) -> None:
     assert plain.status_code == 200 and not plain.text.startswith("{\n")
     refused = call(app, "GET", "/?nonsense=1")
     assert refused.status_code == 400 and "nonsense" in refused.json()["error"]["reason"]
+
+
+def _get_root(app: Any, send: Any) -> None:
+    import base64
+
+    token = base64.b64encode(f"admin:{PASSWORD}".encode())
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "https",
+             "path": "/", "raw_path": b"/", "query_string": b"", "root_path": "", "client": ("127.0.0.1", 40000),
+             "server": ("127.0.0.1", 9200), "headers": [(b"host", b"strongroom"), (b"authorization", b"Basic " + token)]}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    asyncio.run(app(scope, receive, send))
+
+
+def test_the_dump_detector_runs_once_the_response_has_left(app: Any, monkeypatch: Any) -> None:
+    from strongroom.security.exfil import Exchange
+
+    events: list[str] = []
+    monkeypatch.setattr(Exchange, "detect", lambda self: events.append(f"detect after {self._status}"))
+
+    async def send(message: dict[str, Any]) -> None:
+        events.append(message["type"])
+
+    _get_root(app, send)
+    assert events == ["http.response.start", "http.response.body", "detect after 200"]
+
+
+def test_the_dump_detector_runs_even_when_the_response_cannot_be_sent(app: Any, monkeypatch: Any) -> None:
+    from strongroom.security.exfil import Exchange
+
+    events: list[str] = []
+    monkeypatch.setattr(Exchange, "detect", lambda self: events.append("detect"))
+
+    async def send(message: dict[str, Any]) -> None:
+        raise OSError("the client went away")
+
+    with pytest.raises(OSError):
+        _get_root(app, send)
+    assert events == ["detect"]

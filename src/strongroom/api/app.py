@@ -148,7 +148,11 @@ class App:
                 response = await self._dispatch(request)
             except Exception as exc:  # noqa: BLE001 - the dispatcher answers errors; this is its last resort
                 response = internal_error(request, exc, "(dispatch)")
-            await response(scope, receive, send)
+            try:
+                await response(scope, receive, send)
+            finally:  # what the dispatcher left for after the response (the dump detector), even if sending failed
+                if request.after is not None:
+                    request.after()
         elif kind == "lifespan":
             while True:
                 message = await receive()
@@ -166,7 +170,7 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> App:
     router = build_router()
     console = Console()  # the web console under /_console/ (console.py), through the same exchange
 
-    async def dispatch(request: Request) -> Response:
+    async def dispatch(request: ApiRequest) -> Response:
         client = request.client.host if request.client else "unknown"
         path = url_path(request)
         exchange = gate.exchange(request.method, path, client)
@@ -177,6 +181,7 @@ def build_app(gate: Gate, limits: ApiLimits | None = None) -> App:
         try:
             # The audit record is written before the response leaves; if it cannot be, a 503 leaves instead.
             exchange.close(response.status_code, failure)
+            request.after = exchange.detect
         except AuditUnavailableError as error:
             return error_response(request, error)
         except Exception as exc:  # noqa: BLE001 - closing must not turn into an unaudited answer

@@ -6,7 +6,7 @@ import logging
 import re
 import traceback
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -61,7 +61,9 @@ _NO_PARAMS = QueryParams("")  # immutable, so one serves every request without a
 
 class ApiRequest(Request):
     """The request every handler sees: Starlette's, with IndexedHeaders, and no parsing of an absent
-    query string."""
+    query string. `after`: what the dispatcher leaves to run once the response has been sent."""
+
+    after: Callable[[], None] | None = None
 
     @property
     def headers(self) -> Headers:

@@ -287,6 +287,7 @@ class Exchange:
         self.pattern: str | None = None
         self.described = Described()
         self.console: Any = None  # console.ConsoleSession of a cookie-authenticated request
+        self._status: int | None = None  # set by a successful close
 
     async def open(self, authorization: str | None, purpose: str | None, console: Any = None) -> Any:
         """`console`: the request's console.ConsoleClaim (its cookie), used only without an Authorization
@@ -340,15 +341,20 @@ class Exchange:
             log.exception("describing a request for the audit failed")
 
     def close(self, status: int, error: StrongroomError | None = None) -> None:
-        """Write the audit record and feed the detector; raises AuditUnavailableError when the record
-        could not be written (the caller then sends a 503 instead of the response)."""
+        """Write the audit record, before the response leaves; raises AuditUnavailableError when the record
+        could not be written (the caller then sends a 503 instead of the response). Then `detect`."""
         try:
             self._audit(status, error)
         finally:
             if self._ticket is not None:
                 self._ticket.release()
                 self._ticket = None
-        if status < 400 and self.ledger is not None:
+        self._status = status
+
+    def detect(self) -> None:
+        """Feed the dump detector, once the response has left (its verdict, a block or an alert, concerns the
+        identity's next requests, so the client need not wait for it). Only after a successful `close`."""
+        if self._status is not None and self._status < 400 and self.ledger is not None:
             try:
                 self._detect()
             except Exception:
