@@ -93,6 +93,24 @@ def test_postings(engine: Engine, query: dict[str, Any], expected: int | None) -
     assert postings(targets, parse_query(query)) == expected
 
 
+def test_document_frequencies_are_kept_per_searcher_and_renewed_by_a_refresh(engine: Engine) -> None:
+    index = engine.index("people")
+    query = parse_query({"term": {"city": "beijing"}})
+    assert postings(targets_for([index]), query) == 10
+    memos = [shard.doc_freqs(shard.searcher) for shard in index.shards]
+    assert all(memo is not None and any(term == "beijing" for _field, term in memo) for memo in memos)
+    for memo in memos:  # the next estimate answers from the memo, not from the searcher
+        for key in memo:
+            memo[key] = 1000
+    assert postings(targets_for([index]), query) == 2000
+    old = [shard.searcher for shard in index.shards]
+    index.write([WriteRequest("index", f"e{n}", {"city": "beijing"}, orjson.dumps({"city": "beijing"}))
+                 for n in range(10)])
+    index.refresh()
+    assert postings(targets_for([index]), query) == 20  # a new searcher, a new memo
+    assert all(shard.doc_freqs(searcher) is None for shard, searcher in zip(index.shards, old))
+
+
 def test_searches_that_read_few_postings_stay_on_the_loop(tmp_path: Path, monkeypatch: Any) -> None:
     engine = Engine(tmp_path / "data", writer_heap_bytes=20_000_000)
     users = SecurityStore(tmp_path / "data")

@@ -516,9 +516,10 @@ class Index:
 
     # -- search ----------------------------------------------------------------------------
     def compiler(self, shard: Shard, searcher: tantivy.Searcher | None = None) -> Compiler:
-        return Compiler(shard.schema, self.mapping, self.slots, searcher or shard.searcher,
+        searcher = searcher or shard.searcher
+        return Compiler(shard.schema, self.mapping, self.slots, searcher,
                         max_regex_length=int(self.setting("index.max_regex_length")),
-                        max_terms_count=int(self.setting("index.max_terms_count")))
+                        max_terms_count=int(self.setting("index.max_terms_count")), freqs=shard.doc_freqs(searcher))
 
     def count(self, node: Node) -> int:
         total = 0

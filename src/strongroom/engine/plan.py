@@ -487,6 +487,7 @@ def _zone(name: str | None) -> dt.tzinfo | None:
 # beyond these sizes it says "cannot tell", and the search goes to a worker thread.
 POSTINGS_MAX_PARTS = 64  # terms of one text, values of a terms query, clauses of a bool
 POSTINGS_MAX_TEXT = 1024  # characters of a match text
+FREQS_KEPT = 65_536  # document frequencies kept per shard searcher for the estimate (then cleared)
 
 
 # -- compiler -------------------------------------------------------------------------------
@@ -501,6 +502,7 @@ class Compiler:
     now_millis: int = field(default_factory=lambda: int(time.time() * 1000))
     max_regex_length: int = MAX_REGEX_LENGTH
     max_terms_count: int = 65_536
+    freqs: dict[tuple[str, Any], int] | None = None  # the shard's memo of `searcher`'s document frequencies
 
     def compile(self, node: Node) -> tantivy.Query:
         if isinstance(node, Named):
@@ -552,7 +554,7 @@ class Compiler:
                 terms = self._terms_of(field_type, slot, node.query, node.analyzer)
                 if len(terms) > POSTINGS_MAX_PARTS:
                     return None
-                counts = [searcher.doc_freq(slot.name, t) for t in terms]
+                counts = [self._doc_freq(searcher, slot.name, t) for t in terms]
                 if not counts:
                     return None  # zero_terms_query may ask for everything
                 if isinstance(node, MatchPhrase) or node.operator.lower() == "and":
@@ -574,20 +576,32 @@ class Compiler:
                 return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
         return None
 
+    def _doc_freq(self, searcher: tantivy.Searcher, field_name: str, term: Any) -> int:
+        memo = self.freqs
+        if memo is None:
+            return searcher.doc_freq(field_name, term)
+        key = (field_name, term)
+        count = memo.get(key)
+        if count is None:
+            if len(memo) >= FREQS_KEPT:
+                memo.clear()
+            count = memo[key] = searcher.doc_freq(field_name, term)
+        return count
+
     def _doc_freqs(self, searcher: tantivy.Searcher, path: str, values: Sequence[Any]) -> int | None:
         """Postings of exact values as indexed (ids, blind tokens, keywords); None for other kinds."""
         if path == "_id":
-            return sum(searcher.doc_freq("_id", _text(v)) for v in values)
+            return sum(self._doc_freq(searcher, "_id", _text(v)) for v in values)
         resolved = self._field(path)
         if resolved is None:
             return 0
         field_type, slot = resolved
         if field_type.protect == "blind":
-            return sum(searcher.doc_freq(slot.name, _text(v)) for v in values)
+            return sum(self._doc_freq(searcher, slot.name, _text(v)) for v in values)
         if slot.kind != "keyword":
             return None
         terms = (self._value(field_type, v) for v in values)
-        return sum(searcher.doc_freq(slot.name, t) for t in terms if t is not None)
+        return sum(self._doc_freq(searcher, slot.name, t) for t in terms if t is not None)
 
     def _compile(self, node: Node) -> tantivy.Query:
         match node:

@@ -243,7 +243,7 @@ class Shard:
         analysis.register_all(self._index)
         self._writer = self._index.writer(self._heap, self._threads)
         self._index.reload()
-        self._searcher = self._index.searcher()
+        self._open_searcher()
 
     def _meta(self) -> dict[str, Any]:
         return json.loads((self._tantivy_dir / "meta.json").read_bytes())
@@ -287,7 +287,7 @@ class Shard:
         analysis.register_all(self._index)
         self._writer = self._index.writer(self._heap, self._threads)
         self._index.reload()
-        self._searcher = self._index.searcher()
+        self._open_searcher()
 
     def link_committed(self, into: Path) -> int:
         """Hard-links the files of this shard's commit into the new directory `into` (same file system;
@@ -356,7 +356,7 @@ class Shard:
         self._writer.commit()
         fsync_dir(self._tantivy_dir)
         self._index.reload()
-        self._searcher = self._index.searcher()
+        self._open_searcher()
         log.info("index [%s] shard %d: checkpoint moved from a marker document to %s", self.index_name,
                  self.number, CHECKPOINT_FILE)
 
@@ -387,6 +387,18 @@ class Shard:
     @property
     def searcher(self) -> tantivy.Searcher:
         return self._searcher
+
+    def _open_searcher(self) -> None:
+        searcher = self._index.searcher()
+        self._searcher = searcher
+        self._freqs = (searcher, {})  # swapped with the searcher, as one tuple
+
+    def doc_freqs(self, searcher: tantivy.Searcher) -> dict[tuple[str, Any], int] | None:
+        """A memo of document frequencies (field, term) → count for `searcher` if it is this shard's current
+        one, else None. The postings estimate asks for the same terms again and again (CJK bigrams of names
+        and addresses); each answer is ~10 µs of term-dictionary lookups over every segment at 1M documents."""
+        owner, memo = self._freqs
+        return memo if owner is searcher else None
 
     @property
     def committed_seq(self) -> int:
@@ -591,7 +603,7 @@ class Shard:
         fsync_dir(self._tantivy_dir)  # tantivy renames meta.json but does not fsync the directory.
         self._write_checkpoint(seq)  # after the commit, before the log is cut (see the module docstring)
         self._index.reload()
-        self._searcher = self._index.searcher()
+        self._open_searcher()
         self._committed_seq = seq
         horizon = self._clock() - GC_DELETES_SECONDS
         self._vmap = {doc_id: entry for doc_id, entry in self._vmap.items()
