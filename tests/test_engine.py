@@ -303,3 +303,36 @@ def test_a_shard_with_the_old_checkpoint_document_is_migrated(tmp_path: Path) ->
         assert put(index, "d6", {"n": 6}).seq_no == seq + 1
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("how_many", [1, 2, 16, 17, 40])
+def test_terms_match_the_same_documents_with_a_constant_score_however_many_values(engine: Engine,
+                                                                                   how_many: int) -> None:
+    """Up to 16 values compile to a union of term queries, more to tantivy's term set: same answers."""
+    from strongroom.engine.search import SearchSpec, run_search, targets_for
+
+    index = engine.create_index("codes", {"number_of_shards": 2}, {"properties": {
+        "code": {"type": "keyword"}, "n": {"type": "long"}, "note": {"type": "text"}}})
+    index.write([WriteRequest("index", f"d{n}", doc, orjson.dumps(doc)) for n, doc in enumerate(
+        {"code": f"c{n % 50}", "n": n % 7, "note": "alpha beta" if n % 3 else "alpha"} for n in range(300))])
+    index.refresh()
+    codes = [f"c{k}" for k in range(0, 2 * how_many, 2)] + ["c0", "absent"]  # a repeat and a miss too
+    expected = {f"d{n}" for n in range(300) if f"c{n % 50}" in codes}
+    for query in ({"terms": {"code": codes}},
+                  {"bool": {"must": [{"match": {"note": "beta"}}], "filter": [{"terms": {"code": codes}}]}},
+                  {"bool": {"must": [{"terms": {"code": codes}}, {"terms": {"n": [1, 3]}}]}}):
+        result = run_search(targets_for([index]), SearchSpec(query=parse_query(query), size=300))
+        got = {hit.doc.doc_id for hit in result.hits}
+        if "match" in str(query):
+            assert got == {d for d in expected if int(d[1:]) % 3}
+        elif "must" in query.get("bool", {}):
+            assert got == {d for d in expected if int(d[1:]) % 7 in (1, 3)}
+            assert {hit.score for hit in result.hits} <= {2.0}  # two constant-score clauses: 1 each
+        else:
+            assert got == expected
+            assert {hit.score for hit in result.hits} <= {1.0}
+        assert result.total == len(got)
+    shard = index.shards[0]
+    compiled = repr(index.compiler(shard).compile(parse_query({"terms": {"code": codes}})))
+    assert ("TermSetQuery" in compiled) == (len(codes) > 16)
+    assert "TermSetQuery" not in repr(index.compiler(shard).compile(parse_query({"terms": {"code": ["c1"]}})))

@@ -487,6 +487,7 @@ def _zone(name: str | None) -> dt.tzinfo | None:
 # beyond these sizes it says "cannot tell", and the search goes to a worker thread.
 POSTINGS_MAX_PARTS = 64  # terms of one text, values of a terms query, clauses of a bool
 POSTINGS_MAX_TEXT = 1024  # characters of a match text
+TERM_SET_AS_TERMS = 16  # values of a terms query compiled as a union of term queries
 FREQS_KEPT = 65_536  # document frequencies kept per shard searcher for the estimate (then cleared)
 
 
@@ -613,7 +614,7 @@ class Compiler:
                 values = tuple(v for v in values if v)
                 if not values:
                     return tantivy.Query.empty_query()
-                return tantivy.Query.term_set_query(self.schema, "_id", list(values))
+                return self._term_set("_id", list(values))
             case Term():
                 return self._term(node)
             case Terms(field=path, values=values):
@@ -768,7 +769,7 @@ class Compiler:
             return tantivy.Query.empty_query()
         field_type, slot = resolved
         if field_type.protect == "blind":
-            return tantivy.Query.term_set_query(self.schema, slot.name, [_text(v) for v in values])
+            return self._term_set(slot.name, [_text(v) for v in values])
         if field_type.type in ("date", "date_nanos") and any(isinstance(v, str) for v in values):
             spans = [self._term(Term(path, v)) for v in values]
             return tantivy.Query.boolean_query([(Occur.Should, q) for q in spans])
@@ -776,7 +777,18 @@ class Compiler:
                                  if not _fractional_for_integer(field_type, v)) if c is not None]
         if not converted:
             return tantivy.Query.empty_query()
-        return tantivy.Query.term_set_query(self.schema, slot.name, converted)
+        return self._term_set(slot.name, converted)
+
+    def _term_set(self, field_name: str, values: list[Any]) -> tantivy.Query:
+        """Documents with any of `values`. Up to TERM_SET_AS_TERMS values, a union of term queries, which an
+        intersection drives and skips through; more, tantivy's term set, which reads every posting of every
+        value into a bit set of the segment first (as Lucene's TermInSetQuery switches at 16 terms)."""
+        if len(values) == 1:
+            return tantivy.Query.term_query(self.schema, field_name, values[0])
+        if len(values) <= TERM_SET_AS_TERMS:
+            return tantivy.Query.boolean_query([(Occur.Should, tantivy.Query.term_query(self.schema, field_name, v))
+                                                for v in values])
+        return tantivy.Query.term_set_query(self.schema, field_name, values)
 
     def _exists(self, path: str) -> tantivy.Query:
         if path in ("_id", "_index", "_seq_no", "_version", "_primary_term"):
