@@ -30,7 +30,9 @@ def test_core_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
 @pytest.mark.parametrize("script, size, rows", [
     ("engine_count.py", "--docs", ("| match_all | 2,000 |", "| term birthplace |")),
     ("engine_marker.py", "--docs", ("| raw |", "| marker |", "| filled |")),
-    ("audit_search.py", "--records", ("| newest 200 |", "| newest 200 of one identity |"))])
+    ("audit_search.py", "--records", ("| newest 200 |", "| newest 200 of one identity |")),
+    ("engine_terms.py", "--docs", ("| combined (year filter, 1 value) |", "| months, 64 values |",
+                                   "| alone, 64 values |"))])
 def test_microbenchmarks_run_and_report_ratios(tmp_path: Path, script: str, size: str, rows: tuple[str, ...]) -> None:
     done = subprocess.run([sys.executable, str(ROOT / "bench" / script), size, "2000", "--repeat", "3"],
                           capture_output=True, text=True, timeout=300,
