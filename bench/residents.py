@@ -317,12 +317,15 @@ class Raw:
 
 # -- Strongroom over HTTPS ------------------------------------------------------------------------------
 class Server:
-    """`strongroom serve` with its defaults (TLS and authentication on) in a temporary directory."""
+    """`strongroom serve` with its defaults (TLS and authentication on) in a temporary directory.
+    `source`: another checkout whose `src` the server runs (bench/interleaved.py), instead of this one."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, source: Path | None = None) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "STRONGROOM_BOOTSTRAP_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
+        if source is not None:
+            env["PYTHONPATH"] = str(source / "src")
         self.log_path = root / "server.log"
         self.log = open(self.log_path, "w")  # a file, not a pipe: a full pipe would stall the server
         self.process = subprocess.Popen([sys.executable, "-m", "strongroom", "serve", "--data-dir",

@@ -55,3 +55,22 @@ def test_request_path_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     assert set(report["raw"]) == {"national_id", "phone", "full_name", "mget"}
     assert all(figures["p50_us"] > 0 for figures in report["strongroom"].values())
     assert "| exact national ID (term) |" in done.stdout and "×" in done.stdout
+
+
+@pytest.mark.slow
+def test_interleaved_benchmark_compares_two_commits_on_one_data_set(tmp_path: Path) -> None:
+    probe = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if probe.returncode != 0:  # a copy made with `git archive`, or git refusing the checkout's owner
+        pytest.skip(f"compares commits: needs a git checkout git can read ({probe.stderr.strip()[:200]})")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "interleaved.py"), "--base", "HEAD", "--residents", "300",
+                           "--queries", "10", "--rounds", "1", "--results-dir", str(tmp_path / "results")],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "STRONGROOM_BENCH_CACHE": str(tmp_path)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    (report_path,) = (tmp_path / "results").glob("interleaved-*.json")
+    report = json.loads(report_path.read_text())
+    for side in ("before", "after"):
+        assert set(report["figures"][side]) == {"national_id", "phone", "full_name", "address", "name_place_year",
+                                                "case_notes", "terms_agg", "mget"}
+        assert all(f["p50_ms"] > 0 for f in report["figures"][side].values())
+    assert "| national_id |" in done.stdout and " % |" in done.stdout
