@@ -51,7 +51,7 @@ def test_schema_grows_and_segments_still_merge(engine: Engine) -> None:
     shard._writer.wait_merging_threads()  # Let pending merges finish, then reopen the writer.
     shard._writer = shard._index.writer(20_000_000, 1)
     shard._index.reload()
-    shard._searcher = shard._index.searcher()
+    shard._open_searcher()
     assert shard.searcher.num_segments < 20, "merges stopped: a segment lacks something the schema needs"
     assert count(index) == 40
     for round_ in range(40):
