@@ -45,3 +45,15 @@ def test_the_fast_path_takes_typical_records() -> None:
         assert _cjk_terms(text) is not None
     assert _cjk_terms("Ärger") is None  # tantivy folds it
     assert _cjk_terms("⿰") is None  # a CJK symbol, not a letter
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=40),
+       st.text(alphabet="中文\uff21\uff41 ", max_size=6))
+def test_bigram_text_returns_ascii_unchanged_and_rewrites_the_rest(ascii_text: str, other: str) -> None:
+    # ASCII (every blind token string) skips both patterns; anything else still meets them.
+    assert cjk_bigram_text(ascii_text) is ascii_text
+    mixed = ascii_text + other
+    folded = analysis.unicodedata.normalize("NFKC", mixed) if analysis._NEEDS_WIDTH_FOLD.search(mixed) else mixed
+    assert cjk_bigram_text(mixed) == (analysis._CJK_RUN.sub(analysis._bigrams, folded)
+                                      if analysis._HAS_CJK.search(folded) else folded)

@@ -1456,3 +1456,37 @@ def test_added_types_index_and_mark_existence(definition, value, indexed) -> Non
 def test_added_types_refuse_malformed_values(definition, value) -> None:
     with pytest.raises(MapperParsingError):
         Mapping.parse_definition({"properties": {"f": definition}}).parse_document({"f": value}, "1")
+
+
+# -- arrays of scalars take a shortcut: it must give what the general walk gives ----------------------
+ARRAY_FIELDS = {"k": {"type": "keyword", "ignore_above": 6}, "n": {"type": "long"}, "t": {"type": "text"},
+                "b": {"type": "boolean"}, "d": {"type": "date"}, "m": {"type": "keyword", "fields": {"x": {"type": "long"}}},
+                "i": {"type": "integer", "ignore_malformed": True}, "nv": {"type": "keyword", "null_value": "NULL"}}
+_scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False, allow_infinity=False),
+                    st.text(max_size=8), st.sampled_from(["2020-01-02", "true", "12", "1.5", ""]))
+
+
+def _general_walk(m: Mapping, doc: dict):
+    """What the document gives through the general walk alone (walk_value for every key, no shortcut)."""
+    from strongroom.engine.mapping import _DocParser
+
+    parser = _DocParser(m, "1")
+    for key, value in doc.items():
+        parser.walk_value("", key.split("."), value, 1)
+    return parser.values, parser.field_names
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(ARRAY_FIELDS)),
+                       st.lists(st.one_of(_scalar, st.lists(_scalar, max_size=2)), max_size=4), max_size=4))
+def test_arrays_of_scalars_index_as_the_general_walk_does(doc) -> None:
+    m = mapping(ARRAY_FIELDS, dynamic="strict")
+    try:
+        expected = _general_walk(m, doc)
+    except StrongroomError as exc:
+        with pytest.raises(type(exc)) as raised:
+            m.parse_document(doc, "1")
+        assert str(raised.value) == str(exc)
+        return
+    parsed = m.parse_document(doc, "1")
+    assert (parsed.values, parsed.field_names) == expected

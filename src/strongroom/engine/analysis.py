@@ -38,6 +38,8 @@ def _bigrams(match: re.Match[str]) -> str:
 
 def cjk_bigram_text(text: str) -> str:
     """The text with every CJK run replaced by its overlapping bigrams, space separated."""
+    if text.isascii():  # O(1) in CPython; both patterns below are non-ASCII (blind tokens are ASCII)
+        return text
     if _NEEDS_WIDTH_FOLD.search(text):
         text = unicodedata.normalize("NFKC", text)  # Elasticsearch's cjk_width
     if not _HAS_CJK.search(text):

@@ -441,6 +441,7 @@ class Mapping:
 
 
 _NO_CHILDREN: dict[str, Any] = {}
+_SCALARS = frozenset((str, int, float, bool))
 
 
 class _DocParser:
@@ -470,6 +471,11 @@ class _DocParser:
             if child is not None and child.__class__ is FieldType and (
                     kind is str or kind is int or kind is float or kind is bool):
                 self.emit(child, value)  # The common case: a mapped field with a scalar value.
+                continue
+            if kind is list and child is not None and child.__class__ is FieldType and child.type != "geo_point" \
+                    and all(type(item) in _SCALARS for item in value):
+                for item in value:  # As common: a flat array of scalars (blind tokens, tags), as walk_at would.
+                    self.emit(child, item)
                 continue
             if not path and key in METADATA_FIELDS:
                 raise MapperParsingError(f"Field [{key}] is a metadata field and cannot be added inside a document. "
