@@ -18,7 +18,7 @@ ALLOWED = {
     "engine": set(),
     "crypto": set(),
 }
-BASE = {"errors", "jsonio", "settings", "pii", "__init__",
+BASE = {"errors", "jsonio", "settings", "pii", "runtime", "__init__",
         "demo"}  # demo: the pure synthetic-resident generator (canaries look like its residents)
 
 

@@ -58,6 +58,7 @@ def serve(data_dir: Path, config_dir: Path, host: str | None, port: int | None, 
 
     Example:  strongroom serve --data-dir ./data --config-dir ./config
     """
+    from .runtime import settle_collector
     from .server import StartupError, open_node, run, serve_forever
 
     _setup_logging()
@@ -72,6 +73,7 @@ def serve(data_dir: Path, config_dir: Path, host: str | None, port: int | None, 
     if demo_count:
         async def after_start(started: Any) -> None:
             await _load_demo_in_process(started, demo_count)
+    settle_collector()  # after the node's start-up objects exist, before the first request
     try:
         serve_forever(run(node, settings, after_start=after_start))
     except StartupError as exc:
