@@ -14,6 +14,11 @@ both sides alike:
    with a keep-alive HTTPS connection to each sends every query of a class to both, alternating
    which goes first, over `--rounds` rounds.
 
+4. With `--bulk N`, before the queries: both servers create one more index with the residents'
+   mapping and load the first N residents into it, `_bulk` body by body, each body sent to both
+   (alternating which goes first); the load rate of each is the documents over the sum of its
+   bodies' times, the same way: a before/after of the write path that two whole runs cannot give.
+
 Per class: p50 and p99 (ms) of each server and the change of p50 (after ÷ before − 1). The query
 classes are the harness's (`residents.workload`), whose answers are checked. Both commits must read
 the same data directory format. Results: bench/results/interleaved-<time>.json and .md (not
@@ -70,6 +75,31 @@ def load(root: Path, rows: list[tuple[str, bytes]]) -> None:
         server.stop()
 
 
+BULK_INDEX = "interleaved-bulk"
+
+
+def measure_bulk(servers: dict[str, Server], rows: list[tuple[str, bytes]]) -> dict[str, float]:
+    """docs/s of each server loading `rows` into a new index, body by body, alternating who goes first."""
+    from strongroom.demo import RESIDENTS_BODY
+
+    conns = {side: server.connection() for side, server in servers.items()}
+    spent = dict.fromkeys(servers, 0.0)
+    try:
+        for conn in conns.values():
+            conn.call("PUT", f"/{BULK_INDEX}", orjson.dumps(RESIDENTS_BODY))
+        for k, body in enumerate(bulk_bodies(rows)):
+            for side in (("before", "after") if k % 2 == 0 else ("after", "before")):
+                started = time.perf_counter()
+                answer = conns[side].call("POST", f"/{BULK_INDEX}/_bulk", body, ndjson=True)
+                spent[side] += time.perf_counter() - started
+                if answer["errors"]:
+                    raise RuntimeError(f"{side}: bulk errors")
+    finally:
+        for conn in conns.values():
+            conn.close()
+    return {side: len(rows) / seconds for side, seconds in spent.items()}
+
+
 def measure(servers: dict[str, Server], work: dict[str, list[dict[str, Any]]], rounds: int
             ) -> dict[str, dict[str, list[float]]]:
     conns = {side: server.connection() for side, server in servers.items()}
@@ -101,10 +131,11 @@ def main() -> None:
     parser.add_argument("--residents", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=1000, help="Queries per class and round.")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bulk", type=int, default=0, help="Also compare loading this many residents (0: no).")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "results")
     args = parser.parse_args()
-    if args.residents < 20 or args.queries < 1 or args.rounds < 1:
-        parser.error("--residents must be at least 20, --queries and --rounds positive")
+    if args.residents < 20 or args.queries < 1 or args.rounds < 1 or args.bulk < 0:
+        parser.error("--residents must be at least 20, --queries and --rounds positive, --bulk not negative")
     rows = residents(args.residents)
     work = workload(rows, args.queries)
     tmp = Path(tempfile.mkdtemp(prefix="strongroom-interleaved-"))
@@ -114,6 +145,7 @@ def main() -> None:
         shutil.copytree(tmp / "after", tmp / "before")
         servers = {"before": Server(tmp / "before", source=tmp / "before-code"), "after": Server(tmp / "after")}
         try:
+            bulk = measure_bulk(servers, residents(args.bulk)) if args.bulk else None
             times = measure(servers, work, args.rounds)
         finally:
             for server in servers.values():
@@ -130,6 +162,9 @@ def main() -> None:
         change = (after["p50_ms"] / before["p50_ms"] - 1) * 100
         lines.append(f"| {cls} | {before['p50_ms']:.3f} | {after['p50_ms']:.3f} | {change:+.1f} % | "
                      f"{before['p99_ms']:.2f} | {after['p99_ms']:.2f} |")
+    if bulk is not None:
+        lines.append(f"| bulk load, docs/s ({args.bulk:,} residents, higher is better) | {bulk['before']:,.0f} | "
+                     f"{bulk['after']:,.0f} | {(bulk['after'] / bulk['before'] - 1) * 100:+.1f} % | | |")
     lines.append("")
     lines.append(f"{args.residents:,} residents, {args.queries:,} queries per class × {args.rounds} rounds, each sent to "
                  f"both servers in alternating order. Before: `{base[:12]}`; after: this checkout (HEAD "
@@ -137,7 +172,8 @@ def main() -> None:
     table = "\n".join(lines)
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "before": base, "after_head": head,
               "residents": args.residents, "queries": args.queries, "rounds": args.rounds,
-              "machine": f"{platform.machine()}, Python {platform.python_version()}", "figures": figures}
+              "machine": f"{platform.machine()}, Python {platform.python_version()}", "figures": figures,
+              "bulk_docs_per_s": bulk, "bulk_residents": args.bulk}
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"interleaved-{time.strftime('%Y%m%d-%H%M%S')}"
     Path(f"{out}.json").write_text(json.dumps(report, indent=2))

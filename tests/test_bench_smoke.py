@@ -63,7 +63,7 @@ def test_interleaved_benchmark_compares_two_commits_on_one_data_set(tmp_path: Pa
     if probe.returncode != 0:  # a copy made with `git archive`, or git refusing the checkout's owner
         pytest.skip(f"compares commits: needs a git checkout git can read ({probe.stderr.strip()[:200]})")
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "interleaved.py"), "--base", "HEAD", "--residents", "300",
-                           "--queries", "10", "--rounds", "1", "--results-dir", str(tmp_path / "results")],
+                           "--queries", "10", "--rounds", "1", "--bulk", "4500", "--results-dir", str(tmp_path / "results")],
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "STRONGROOM_BENCH_CACHE": str(tmp_path)})
     assert done.returncode == 0, done.stdout + done.stderr
@@ -74,3 +74,5 @@ def test_interleaved_benchmark_compares_two_commits_on_one_data_set(tmp_path: Pa
                                                 "case_notes", "terms_agg", "mget"}
         assert all(f["p50_ms"] > 0 for f in report["figures"][side].values())
     assert "| national_id |" in done.stdout and " % |" in done.stdout
+    assert report["bulk_residents"] == 4500 and all(report["bulk_docs_per_s"][side] > 0 for side in ("before", "after"))
+    assert "| bulk load, docs/s (4,500 residents" in done.stdout
