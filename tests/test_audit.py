@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from strongroom.cli import main
+from strongroom.security import audit as audit_module
 from strongroom.errors import AuditUnavailableError
 from strongroom.security.audit import (
     CHECKPOINT_FILE,
@@ -227,6 +228,89 @@ def test_a_failing_ship_callable_is_logged_never_raised(audit_dir: Path,
     assert verify(audit_dir, PUBLIC).ok
 
 
+def _wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_background_checkpoints_keep_fsyncs_and_signatures_off_the_appending_thread(
+        audit_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    appending = threading.get_ident()
+    synced_by: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced_by.append(threading.get_ident()), real_fsync(fd))[1])
+    audit = open_log(audit_dir, checkpoint_every=10, fsync_interval=0.005, background_checkpoints=True)
+    try:
+        audit.append(request(0))  # creates the segment (and fsyncs its directory): once per segment
+        synced_by.clear()
+        for i in range(1, 40):
+            audit.append(request(i))
+            time.sleep(0.02)  # a server's pace: the syncer signs each half of checkpoint_every
+        _wait_for(lambda: checkpoint_seqs(audit_dir)[-1:] == [39])
+        assert appending not in synced_by and synced_by
+    finally:
+        audit.close()
+    signed = checkpoint_seqs(audit_dir)
+    assert signed[-1] == 39 and all(5 <= b - a <= 9 for a, b in zip([-1, *signed], signed)), signed
+    assert verify(audit_dir, PUBLIC).ok
+
+
+def test_a_request_signs_when_the_background_falls_behind(audit_dir: Path) -> None:
+    # The syncer never wakes here (an hour's interval): the bound of checkpoint_every holds by the requests.
+    with open_log(audit_dir, checkpoint_every=10, fsync_interval=3600, background_checkpoints=True) as audit:
+        for i in range(25):
+            audit.append(request(i))
+        assert checkpoint_seqs(audit_dir) == [9, 19]
+    assert checkpoint_seqs(audit_dir) == [9, 19, 24]
+
+
+def test_a_failing_background_checkpoint_is_logged_and_the_request_then_fails_closed(
+        audit_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    real_append_line = audit_module._append_line
+
+    def full_disk(path: Path, line: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    audit = open_log(audit_dir, checkpoint_every=10, fsync_interval=0.005, background_checkpoints=True)
+    try:
+        monkeypatch.setattr(audit_module, "_append_line", full_disk)
+        for i in range(9):
+            audit.append(request(i))
+        _wait_for(lambda: "cannot be written in the background" in caplog.text)
+        with pytest.raises(AuditUnavailableError):  # the tenth record would leave ten unsigned: refused
+            audit.append(request(9))
+        monkeypatch.setattr(audit_module, "_append_line", real_append_line)
+        _wait_for(lambda: (audit_dir / CHECKPOINT_FILE).exists() and checkpoint_seqs(audit_dir) == [9])  # signed
+        assert audit.append(request(10))["seq"] == 10
+    finally:
+        audit.close()
+    report = verify(audit_dir, PUBLIC)
+    assert (report.ok, report.records, report.last_checkpoint_seq) == (True, 11, 10)
+
+
+def test_background_checkpoints_with_many_threads_and_a_close(audit_dir: Path) -> None:
+    threads_count, each = 8, 100
+    audit = open_log(audit_dir, checkpoint_every=37, fsync_interval=0.001, background_checkpoints=True)
+    workers = [threading.Thread(target=lambda n=n: [audit.append(request(i, thread=n)) for i in range(each)])
+               for n in range(threads_count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    audit.close()
+    signed = checkpoint_seqs(audit_dir)
+    assert signed == sorted(set(signed)) and signed[-1] == threads_count * each - 1
+    assert all(b - a <= 37 + threads_count - 1 for a, b in zip([-1, *signed], signed)), signed
+    report = verify(audit_dir, PUBLIC)
+    assert (report.ok, report.records, report.checkpoints) == (True, 800, len(signed))
+
+
 def test_segments_roll_over_and_are_named_by_their_first_record(audit_dir: Path) -> None:
     with open_log(audit_dir, segment_bytes=1500) as audit:
         for i in range(30):
@@ -263,7 +347,12 @@ def test_many_threads_append_one_contiguous_chain(audit_dir: Path) -> None:
     assert all(mine == sorted(mine) for mine in seqs)
     report = verify(audit_dir, PUBLIC)
     assert (report.ok, report.records, report.last_seq) == (True, 800, 799)
-    assert report.checkpoints == 800 // 37 + 1
+    # A checkpoint signs the chain's end once its turn comes (its fsyncs run outside the append lock), so
+    # the appends of the other threads meanwhile may join it: every 37 to 37 + 7 records, then the close's.
+    seqs_signed = checkpoint_seqs(audit_dir)
+    gaps = [b - a for a, b in zip([-1, *seqs_signed], seqs_signed)][:-1]
+    assert seqs_signed[-1] == 799 and all(37 <= gap <= 37 + threads_count - 1 for gap in gaps), seqs_signed
+    assert report.checkpoints == len(seqs_signed)
 
 
 def test_torn_final_line_is_cut_off_on_open(audit_dir: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -103,8 +103,9 @@ SETTINGS: tuple[Setting, ...] = (
             "or config directory.", _paths),
     Setting("audit.dir", "", "Directory of the tamper-evident audit log. Empty: <data-dir>/audit. The audit cannot "
             "be turned off."),
-    Setting("audit.checkpoint_every", 1000, "Records between two signed (Ed25519) checkpoints of the audit chain; "
-            "one is also written at shutdown.", _positive_int),
+    Setting("audit.checkpoint_every", 1000, "At most this many records after the last signed (Ed25519) checkpoint "
+            "of the audit chain: the background thread signs at half of it, a request at all of it; one is also "
+            "written at shutdown.", _positive_int),
     Setting("audit.ship_path", "", "A file (ideally on another volume or host mount) to which every audit "
             "checkpoint is also appended, so a copy of the chain's proofs lives outside the data directory."),
     Setting("audit.ship_url", "", "A URL to which every audit checkpoint is POSTed as JSON."),

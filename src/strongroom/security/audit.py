@@ -8,7 +8,7 @@ Files, in the audit directory (mode 0700; files 0600):
   the canonical JSON of the record without ``hash`` (orjson, keys sorted, no spaces). The line itself is
   the canonical JSON of the whole record, so any change to it is visible. A new segment starts once
   the current one reaches ``segment_bytes``.
-* ``checkpoints.jsonl``: every ``checkpoint_every`` records and on close, ``{"seq", "hash", "time",
+* ``checkpoints.jsonl``: at most ``checkpoint_every`` records apart, and on close, ``{"seq", "hash", "time",
   "key_id", "signature"}``: an Ed25519 signature (base64) over ``b"strongroom-audit-checkpoint\\x00"``
   plus the canonical JSON of ``{"seq", "hash", "time"}``, made with ``<config>/audit_signing.key``.
   ``key_id`` is the first 16 hex digits of SHA-256 over the raw public key. Checkpoints can also be
@@ -16,6 +16,10 @@ Files, in the audit directory (mode 0700; files 0600):
 
 Guarantees:
 
+* Checkpoints: an ``append`` that leaves ``checkpoint_every`` records unsigned signs the chain's end
+  before it returns (a refusal if it cannot). With ``background_checkpoints``, the syncer thread signs
+  once half of that waits, so requests rarely meet the checkpoint's two fsyncs and its signature (the
+  server's setting). The fsyncs and the signature run outside the append lock either way.
 * A record is written, with one ``write`` on an ``O_APPEND`` descriptor, before ``append`` returns; a
   record the kernel accepted survives ``kill -9``. Segments are fsynced at most ``fsync_interval``
   seconds later, and always before a checkpoint names them (a power cut can lose the last fraction
@@ -292,7 +296,7 @@ class AuditLog:
     def __init__(self, directory: Path, signing_key: Ed25519PrivateKey, *, checkpoint_every: int = 1000,
                  segment_bytes: int = 64 << 20, ship_path: Path | None = None,
                  ship: Callable[[dict[str, Any]], None] | None = None, fsync_interval: float = 0.2,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, background_checkpoints: bool = False) -> None:
         if checkpoint_every < 1 or segment_bytes < 1:
             raise ValueError("checkpoint_every and segment_bytes must be positive")
         self.directory = directory
@@ -305,6 +309,8 @@ class AuditLog:
         self._fsync_interval = fsync_interval
         self._clock = clock
         self._lock = threading.Lock()
+        self._checkpoint_lock = threading.Lock()  # one checkpoint at a time, in seq order; taken before _lock
+        self._background_checkpoints = background_checkpoints and fsync_interval > 0
         self._fd: int | None = None
         self._fd_generation = 0
         self._offset = 0
@@ -466,13 +472,18 @@ class AuditLog:
                     self._fsync_current()
                     self._close_fd()
                     self._segment_first = self._next_seq  # Opened at the next append.
-                if self._next_seq - 1 - self._last_checkpoint_seq >= self._checkpoint_every:
-                    self._checkpoint_locked()
-            except OSError as exc:  # Written, but maybe not durable, or not checkpointed: refuse anyway.
-                log.error("audit log cannot be synced or checkpointed (%s); the request is refused", exc)
+            except OSError as exc:  # Written, but maybe not durable: refuse anyway.
+                log.error("audit log cannot be synced (%s); the request is refused", exc)
                 self._close_fd()
                 raise AuditUnavailableError() from exc
-            return full
+            due = self._next_seq - 1 - self._last_checkpoint_seq >= self._checkpoint_every
+        if due:  # Outside the lock: other appends go on while this one waits for the fsyncs.
+            try:
+                self._checkpoint(at_least=self._checkpoint_every)  # unless another thread just did
+            except OSError as exc:  # Written, but not checkpointed: refuse anyway.
+                log.error("audit log cannot be checkpointed (%s); the request is refused", exc)
+                raise AuditUnavailableError() from exc
+        return full
 
     def _roll_back(self) -> None:
         fd = self._fd
@@ -492,6 +503,23 @@ class AuditLog:
     def _sync_loop(self) -> None:
         while not self._stop.wait(self._fsync_interval):
             self.sync()
+            if self._background_checkpoints:
+                self._checkpoint_early()
+
+    def _checkpoint_early(self) -> None:
+        """The syncer signs the chain's end once half of `checkpoint_every` records wait, so a request
+        meets the two fsyncs and the signature itself only when this thread fell behind (the bound of
+        `checkpoint_every` unsigned records holds either way)."""
+        with self._lock:
+            pending = self._next_seq - 1 - self._last_checkpoint_seq
+        half = max(1, self._checkpoint_every // 2)
+        if pending < half:
+            return
+        try:
+            self._checkpoint(at_least=half)
+        except (OSError, AuditUnavailableError) as exc:
+            log.error("audit checkpoint cannot be written in the background (%s); requests sign it themselves",
+                      exc)
 
     def sync(self) -> None:
         """fsync the current segment if records were written since the last fsync (the syncer calls this)."""
@@ -514,28 +542,68 @@ class AuditLog:
     # -- checkpoints
     def checkpoint(self) -> dict[str, Any] | None:
         """Sign the chain's current end, if records were added since the last checkpoint; return it."""
-        with self._lock:
+        try:
+            return self._checkpoint()
+        except OSError as exc:
+            log.error("audit checkpoint cannot be written (%s)", exc)
+            raise AuditUnavailableError() from exc
+
+    def _checkpoint(self, at_least: int = 1) -> dict[str, Any] | None:
+        """Signs the chain's end as it is now, if at least `at_least` records came since the last checkpoint
+        (checked once this one's turn comes: a request that found a checkpoint due does not sign again
+        what another thread signed meanwhile). The fsyncs and the signature run outside `_lock`, so appends
+        go on meanwhile; `_checkpoint_lock` keeps checkpoints in seq order. OSError when the records or
+        the checkpoint cannot be made durable: nothing counts as checkpointed then, and the segment is
+        reopened (and its end checked) by the next append."""
+        with self._checkpoint_lock:
+            with self._lock:
+                if self._closed:
+                    return None
+                seq, prev = self._next_seq - 1, self._prev
+                if seq - self._last_checkpoint_seq < at_least:
+                    return None
+                if self._fd is None and self._dirty:
+                    self._reopen()
+                fd = os.dup(self._fd) if self._fd is not None and self._dirty else None
+                generation = self._fd_generation
+                self._dirty = False
             try:
-                return self._checkpoint_locked()
-            except OSError as exc:
-                log.error("audit checkpoint cannot be written (%s)", exc)
-                self._close_fd()
-                raise AuditUnavailableError() from exc
+                if fd is not None:
+                    os.fsync(fd)  # A checkpoint never names a record that is not on disk.
+                checkpoint = self._sign(seq, prev)
+            except OSError:
+                with self._lock:
+                    self._dirty = True
+                    if self._fd_generation == generation:
+                        self._close_fd()
+                raise
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            with self._lock:
+                self._last_checkpoint_seq = max(self._last_checkpoint_seq, seq)
+            return checkpoint
 
     def _checkpoint_locked(self) -> dict[str, Any] | None:
+        """`_checkpoint` with both locks held already (close)."""
         seq = self._next_seq - 1
         if seq <= self._last_checkpoint_seq:
             return None
         if self._fd is None and self._dirty:
             self._reopen()
         self._fsync_current()  # A checkpoint never names a record that is not on disk.
+        checkpoint = self._sign(seq, self._prev)
+        self._last_checkpoint_seq = seq
+        return checkpoint
+
+    def _sign(self, seq: int, prev: str) -> dict[str, Any]:
+        """Signs (seq, prev) now, appends it durably to the checkpoint file, and ships it."""
         when = _iso(self._clock())
-        signature = self._key.sign(_checkpoint_message(seq, self._prev, when))
-        checkpoint = {"seq": seq, "hash": self._prev, "time": when, "key_id": self._key_id,
+        signature = self._key.sign(_checkpoint_message(seq, prev, when))
+        checkpoint = {"seq": seq, "hash": prev, "time": when, "key_id": self._key_id,
                       "signature": base64.b64encode(signature).decode()}
         line = _canonical(checkpoint) + b"\n"
         _append_line(self._checkpoints_path, line)
-        self._last_checkpoint_seq = seq
         if self._ship_path is not None:
             try:
                 _append_line(self._ship_path, line)
@@ -581,7 +649,7 @@ class AuditLog:
 
     def close(self) -> None:
         """Checkpoint (when records were added since the last one), fsync and close. Idempotent."""
-        with self._lock:
+        with self._checkpoint_lock, self._lock:
             if self._closed:
                 return
             self._closed = True

@@ -459,7 +459,7 @@ def build_guard(data_dir: Path, config_dir: Path, settings: dict[str, Any]) -> G
     audit = AuditLog(audit_dir, load_or_create_audit_key(config_dir),
                      checkpoint_every=settings["audit.checkpoint_every"],
                      ship_path=Path(settings["audit.ship_path"]) if settings["audit.ship_path"] else None,
-                     ship=shipper.send if shipper is not None else None)
+                     ship=shipper.send if shipper is not None else None, background_checkpoints=True)
     alerts = Alerts(data_dir / "alerts.jsonl", audit=audit, webhook_url=settings["alerts.webhook_url"] or None,
                     webhook_ca=ca)
     guard = Guard(budgets=Budgets(data_dir / "security" / "budgets.json"), audit=audit, alerts=alerts,
