@@ -20,6 +20,7 @@ Every failure to open is the same `SealError`, which never says which check fail
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 
@@ -32,6 +33,9 @@ NONCE_SIZE = 12
 TAG_SIZE = 16
 PAD_BLOCK = 32
 _HEADER = struct.Struct(">BI")  # format version, key version
+_LENGTH = struct.Struct(">I")
+_BODY = _HEADER.size + NONCE_SIZE  # where the ciphertext starts
+_MIN_SEALED = _BODY + TAG_SIZE + PAD_BLOCK
 _AAD_LABEL = b"strongroom seal\x00"
 
 
@@ -57,17 +61,20 @@ def seal(keys: DataKeys, plaintext: bytes, *, index_uuid: str, doc_id: str,
 
 def unseal(keys: DataKeys, sealed: bytes, *, index_uuid: str, doc_id: str) -> bytes:
     """Open what `seal` produced for the same index and document. `SealError` on any mismatch."""
-    if len(sealed) < _HEADER.size + NONCE_SIZE + TAG_SIZE + PAD_BLOCK:
+    if type(sealed) is not bytes:
+        sealed = bytes(sealed)
+    if len(sealed) < _MIN_SEALED:
         raise SealError()
-    header = bytes(sealed[:_HEADER.size])
-    format_version, version = _HEADER.unpack(header)
-    if format_version != FORMAT_VERSION or version not in keys.versions:
+    format_version, version = _HEADER.unpack_from(sealed)
+    if format_version != FORMAT_VERSION:
         raise SealError()
-    nonce = bytes(sealed[_HEADER.size:_HEADER.size + NONCE_SIZE])
-    aead = keys.aead(version)
     try:
-        padded = aead.decrypt(nonce, bytes(sealed[_HEADER.size + NONCE_SIZE:]),
-                              _aad(header, index_uuid, doc_id))
+        aead = keys.aead(version)
+    except KeyError:  # a version these keys do not hold
+        raise SealError() from None
+    try:
+        padded = aead.decrypt(sealed[_HEADER.size:_BODY], sealed[_BODY:],
+                              _aad(sealed[:_HEADER.size], index_uuid, doc_id))
     except InvalidTag:
         raise SealError() from None
     return _unpad(padded)
@@ -77,9 +84,15 @@ def _aad(header: bytes, index_uuid: str, doc_id: str) -> bytes:
     """Label, header, then index uuid and document id, each length-prefixed: unambiguous."""
     if not index_uuid or not doc_id:
         raise ValueError("sealing needs an index uuid and a document id")
-    uuid = index_uuid.encode("utf-8", "surrogatepass")
     doc = doc_id.encode("utf-8", "surrogatepass")
-    return _AAD_LABEL + header + struct.pack(">I", len(uuid)) + uuid + struct.pack(">I", len(doc)) + doc
+    return b"".join((_AAD_LABEL, header, _uuid_part(index_uuid), _LENGTH.pack(len(doc)), doc))
+
+
+@functools.lru_cache(maxsize=256)
+def _uuid_part(index_uuid: str) -> bytes:
+    """The index's length-prefixed uuid (a handful of indices: made once each)."""
+    uuid = index_uuid.encode("utf-8", "surrogatepass")
+    return _LENGTH.pack(len(uuid)) + uuid
 
 
 def _pad(plaintext: bytes) -> bytes:

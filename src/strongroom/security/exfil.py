@@ -22,7 +22,6 @@ and, on a finding, raises an alert and blocks or slows the identity (`dumps.acti
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import os
@@ -82,8 +81,7 @@ class Guard:
     def hasher(self, field_name: str, value: str) -> str:
         """The keyed hash of a query literal (audit records, alerts): equal values of a field hash alike,
         so an auditor holding the key can ask who searched for a value; nobody else learns it."""
-        mac = hmac.new(self.literal_key, f"{field_name}\0{value}".encode(), hashlib.sha256)
-        return mac.hexdigest()[:24]
+        return hmac.digest(self.literal_key, f"{field_name}\0{value}".encode(), "sha256").hex()[:24]
 
     def close(self) -> None:
         """At shutdown: the audit's final checkpoint, the budgets' state, the webhooks' queues."""
@@ -126,7 +124,7 @@ class Guard:
         return min(self.slow_seconds, left) if left > 0 else 0.0
 
     def record_key(self, index_uuid: str, doc_id: str) -> bytes:
-        return hmac.new(self.literal_key, f"doc\0{index_uuid}\0{doc_id}".encode(), hashlib.sha256).digest()[:16]
+        return hmac.digest(self.literal_key, f"doc\0{index_uuid}\0{doc_id}".encode(), "sha256")[:16]
 
 
 class Ledger:
