@@ -17,7 +17,7 @@ the count, as Strongroom searches):
 - "alone, k values": only the k birth months.
 
 Ratio = term set ÷ union in the same run (above 1: the union is faster). Usage:
-    .venv/bin/python bench/engine_terms.py [--docs 1000000] [--repeat 50]
+    .venv/bin/python bench/engine_terms.py [--docs 1000000] [--repeat 50] [--values 2,4,8,16,32,64]
 """
 
 from __future__ import annotations
@@ -47,7 +47,12 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--queries", type=int, default=20, help="Different residents' values per row.")
+    parser.add_argument("--values", default="2,4,8,16,32,64",
+                        help="Comma-separated value counts of the month rows (at most the months present).")
     args = parser.parse_args()
+    counts = [int(k) for k in args.values.split(",") if k.strip()]
+    if not counts or any(k < 1 for k in counts):
+        parser.error("--values lists positive counts")
 
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("name", tokenizer_name="whitespace")
@@ -92,9 +97,9 @@ def main() -> None:
 
         cases: list[tuple[str, Any]] = [("combined (year filter, 1 value)",
                                          lambda make, row: led(row, make("year", [row["birth_date"][:4]])))]
-        for k in (2, 4, 8, 16, 32, 64):
+        for k in counts:
             cases.append((f"months, {k} values", lambda make, row, k=k: led(row, make("month", month_values(row, k)))))
-        for k in (1, 4, 16, 64):
+        for k in sorted({1, *counts[-2:]}):
             cases.append((f"alone, {k} values", lambda make, row, k=k: make("month", month_values(row, k))))
 
         print(f"{args.docs:,} documents, {searcher.num_segments} segment(s); median ms of {args.repeat} runs of "
