@@ -42,10 +42,11 @@ from argon2.exceptions import InvalidHashError
 from ..engine.index import parse_time_value
 from ..errors import (ActionRequestValidationError, AuthorizationError, IllegalArgumentError, NotFoundError,
                       RequestError, StrongroomError)
+from .console import AUTH as CONSOLE_AUTH
 from .passwords import PasswordPolicyError, check_password
 from .policy import API_KEY_ANY, API_KEY_OWN, SECURITY_ADMIN, Policy
 from .roles import CLUSTER_PRIVILEGES, INDEX_PRIVILEGES, RESERVED_ROLES, Role, parse_role
-from .users import ApiKeyRecord, Principal, SecurityStore, UserRecord
+from .users import AUTH_API_KEY, AUTH_BASIC, AUTH_INTERNAL, ApiKeyRecord, Principal, SecurityStore, UserRecord
 
 T = TypeVar("T")
 REALM = {"name": "native", "type": "native"}  # The one realm of users; `ApiKeyRecord.public` names it too.
@@ -65,7 +66,7 @@ BAD_HASH = ("The provided password hash is not a hash or it could not be resolve
             "algorithm. The supported password hash algorithm is [argon2id], with m >= 7168 KiB, "
             "m*t >= 35840, m <= 262144 KiB, t <= 10 and p <= 16")
 
-PASSWORD_AUTHS = ("basic", "console")  # who authenticated with a password (console: at login)
+PASSWORD_AUTHS = (AUTH_BASIC, CONSOLE_AUTH)  # who authenticated with a password (console: at login)
 
 
 class SecurityRefusedError(AuthorizationError):
@@ -144,15 +145,15 @@ class SecurityAdmin:
         me = self.principal
         record = self._store.get_user(me.name)
         body: dict[str, Any] = {
-            "username": me.name, "roles": [] if me.auth == "api_key" else list(me.roles),
+            "username": me.name, "roles": [] if me.auth == AUTH_API_KEY else list(me.roles),
             "full_name": record.full_name if record else None, "email": record.email if record else None,
             "metadata": dict(record.metadata) if record else {},
             "enabled": record.enabled if record else True}
-        if me.auth == "api_key":
+        if me.auth == AUTH_API_KEY:
             body |= {"authentication_realm": API_KEY_REALM, "lookup_realm": API_KEY_REALM,
                      "authentication_type": "api_key",
                      "api_key": {"id": me.api_key_id, "name": me.api_key_name}}
-        elif me.auth == "internal":
+        elif me.auth == AUTH_INTERNAL:
             internal = {"name": "__internal", "type": "__internal"}
             body |= {"authentication_realm": internal, "lookup_realm": internal,
                      "authentication_type": "internal"}
@@ -348,7 +349,7 @@ class SecurityAdmin:
     def _key_scope(self, query: KeyQuery) -> str | None:
         """Authorizes a key request. Returns the owner it is limited to, or None: anyone's keys."""
         me = self.principal
-        mine = (query.owner or (query.username == me.name and me.auth != "internal")
+        mine = (query.owner or (query.username == me.name and me.auth != AUTH_INTERNAL)
                 or (me.api_key_id is not None and query.ids == (me.api_key_id,)))
         if mine:
             self._policy.authorize_cluster(me, API_KEY_OWN)
@@ -367,7 +368,7 @@ class SecurityAdmin:
         which an API key may see only with manage_api_key."""
         query.check(invalidate=False)
         records = self._find_keys(query)
-        if with_limited_by and self.principal.auth == "api_key":
+        if with_limited_by and self.principal.auth == AUTH_API_KEY:
             self._policy.authorize_cluster(self.principal, API_KEY_ANY)
         out = []
         for record in records:

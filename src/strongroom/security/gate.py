@@ -28,7 +28,7 @@ from .scroll import ScrollRegistry
 from .session import Session
 from .throttle import LoginThrottle
 from .roles import parse_role
-from .users import Principal, SecurityStore
+from .users import AUTH_API_KEY, AUTH_INTERNAL, Principal, SecurityStore
 from .admin import SecurityAdmin
 from .masks import Masker
 from .vault import Vault
@@ -119,7 +119,7 @@ class Gate:
 
     def system_session(self, purpose: str) -> Session:
         """A superuser session for work the server does on its own behalf (loading demo data)."""
-        return self._session(Principal(f"_system:{purpose}", ("superuser",), auth="internal"))
+        return self._session(Principal(f"_system:{purpose}", ("superuser",), auth=AUTH_INTERNAL))
 
     async def authenticate(self, authorization: str | None, address: str, path: str) -> Principal:
         if not authorization:
@@ -198,7 +198,7 @@ class Gate:
             cached = tuple(parse_role(name, body, for_api_key=True) for name, body in record.role_descriptors.items())
             self._key_roles[record.id] = cached  # descriptors never change after creation
         key_roles = cached
-        return Principal(owner.name, tuple(owner.roles), auth="api_key", api_key_id=record.id,
+        return Principal(owner.name, tuple(owner.roles), auth=AUTH_API_KEY, api_key_id=record.id,
                          api_key_name=record.name, key_roles=key_roles or None, tenant=_tenant(owner.metadata))
 
     def _digest(self, user: str, password: str) -> bytes:

@@ -46,7 +46,7 @@ from .vault import Vault
 from ..crypto.keys import MasterKey
 from .policy import IndexGrant, Policy
 from .scroll import ScrollRegistry, check_keep_alive
-from .users import Principal
+from .users import AUTH_INTERNAL, Principal
 
 T = TypeVar("T")
 log = logging.getLogger("strongroom.ingest")
@@ -349,7 +349,7 @@ class Session:
             raise IllegalArgumentError(f"this action requires a single concrete index, got [{name}]")
         index = self.__engine.index(name)
         properties = index.mapping.to_es().get("properties", {})
-        system = Session(Principal("_system:canaries", ("superuser",), auth="internal"), self.__engine,
+        system = Session(Principal("_system:canaries", ("superuser",), auth=AUTH_INTERNAL), self.__engine,
                          self.__policy, self.cluster_info, self.__scrolls, vault=self.__vault, masker=self.__masker)
         unused = system._unused(index)
         try:

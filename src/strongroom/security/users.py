@@ -29,8 +29,10 @@ from .roles import SUPERUSER, Role, parse_role
 
 BOOTSTRAP_USER = "admin"
 SUPERUSER_ROLE = "superuser"
-__all__ = ["BOOTSTRAP_USER", "SUPERUSER_ROLE", "ApiKeyRecord", "PasswordPolicyError", "Principal", "SecurityStore",
-           "UserRecord"]
+# How a Principal was authenticated (also what its audit records say; console.AUTH for the console's cookie).
+AUTH_BASIC, AUTH_API_KEY, AUTH_INTERNAL = "basic", "api_key", "internal"
+__all__ = ["AUTH_API_KEY", "AUTH_BASIC", "AUTH_INTERNAL", "BOOTSTRAP_USER", "SUPERUSER_ROLE", "ApiKeyRecord",
+           "PasswordPolicyError", "Principal", "SecurityStore", "UserRecord"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Principal:
 
     name: str
     roles: tuple[str, ...]
-    auth: str = "basic"  # basic | api_key | internal
+    auth: str = AUTH_BASIC  # AUTH_BASIC | AUTH_API_KEY | AUTH_INTERNAL
     api_key_id: str | None = None
     api_key_name: str | None = None
     key_roles: tuple[Role, ...] | None = None  # an API key's own descriptors, limited by the owner's roles
