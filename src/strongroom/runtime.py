@@ -6,7 +6,7 @@ load ran ~1,500 young, ~140 middle and 12 full collections, 1.3-1.5 s of ~14 s, 
 walked every object loaded at start (modules, classes, the node's state). After start, the server
 freezes what exists (`gc.freeze`: those objects leave every later collection) and lets the young
 generation grow to `YOUNG_THRESHOLD` tracked allocations: 0.28-0.38 s in the same load
-(docs/performance.md, "The collector at ingest"). Garbage cycles are still collected. A search
+(docs/performance.md, "The write path"). Garbage cycles are still collected. A search
 request frees what it allocates, so queries rarely reach the collector either way, and an ingest
 worker measured none worth the name: neither is changed.
 """

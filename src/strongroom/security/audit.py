@@ -584,18 +584,6 @@ class AuditLog:
                 self._last_checkpoint_seq = max(self._last_checkpoint_seq, seq)
             return checkpoint
 
-    def _checkpoint_locked(self) -> dict[str, Any] | None:
-        """`_checkpoint` with both locks held already (close)."""
-        seq = self._next_seq - 1
-        if seq <= self._last_checkpoint_seq:
-            return None
-        if self._fd is None and self._dirty:
-            self._reopen()
-        self._fsync_current()  # A checkpoint never names a record that is not on disk.
-        checkpoint = self._sign(seq, self._prev)
-        self._last_checkpoint_seq = seq
-        return checkpoint
-
     def _sign(self, seq: int, prev: str) -> dict[str, Any]:
         """Signs (seq, prev) now, appends it durably to the checkpoint file, and ships it."""
         when = _iso(self._clock())
@@ -657,8 +645,11 @@ class AuditLog:
             try:
                 if self._fd is None and self._next_seq > self._segment_first:
                     self._reopen()
-                self._checkpoint_locked()
-                self._fsync_current()
+                self._fsync_current()  # A checkpoint never names a record that is not on disk.
+                seq = self._next_seq - 1
+                if seq > self._last_checkpoint_seq:
+                    self._sign(seq, self._prev)
+                    self._last_checkpoint_seq = seq
             except OSError as exc:
                 log.error("audit log cannot be checkpointed on close (%s)", exc)
                 raise AuditUnavailableError() from exc
