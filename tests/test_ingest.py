@@ -38,12 +38,14 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def make_session(root: Path, pool: IngestPool | None) -> tuple[Session, Engine]:
+def make_session(root: Path, pool: IngestPool | None, pii_detection: str = "reject", dynamic: str = "strict"
+                 ) -> tuple[Session, Engine]:
     engine = Engine(root / "data")
     store = SecurityStore(root / "data", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
     store.bootstrap("a long enough bootstrap passphrase")
     session = Gate(engine, store, vault=Vault(MasterKey.generate(), ingest=pool)).system_session("test")
-    run(session.create_index("r", {"number_of_shards": 2}, RESIDENTS_BODY["mappings"]))
+    run(session.create_index("r", {"number_of_shards": 2, "pii_detection": pii_detection},
+                             {**RESIDENTS_BODY["mappings"], "dynamic": dynamic}))
     return session, engine
 
 
@@ -110,6 +112,58 @@ def test_workers_write_what_the_request_alone_writes(tmp_path: Path, pool: Inges
             named = {source(session, h.doc.doc_id)["name"] for h in search(session, {"match_phrase": {"name": name}}, 700)}
             assert name in named
             assert source(session, "p1")["gender"] == "女"
+    finally:
+        alone_engine.close()
+        parallel_engine.close()
+
+
+def unparsed_batch() -> list[DocWrite]:
+    """A bulk's writes as the api hands them over (sources not yet parsed), with everything a source
+    line can get wrong, and personal data in a field that is not protected."""
+    writes = []
+    for n, doc in enumerate(RESIDENTS[:400]):
+        raw = orjson.dumps(doc)
+        if n == 10:
+            raw = raw[:-1]  # cut short
+        elif n == 20:
+            raw = b'{"gender": "\xe5\xa5\xb3", "gender": "\xe7\x94\xb7", ' + raw[1:]  # a duplicate key
+        elif n == 30:
+            raw = b"[1, 2]"  # not an object
+        elif n in (3, 250):  # a new, unmapped field: a plain value first, a mobile number later
+            raw = orjson.dumps({**doc, "contact": "ask at the front desk" if n == 3 else "13812345678"})
+        writes.append(DocWrite("index", "r", f"u{n}", None, raw, parsed=False))
+    return writes
+
+
+@pytest.mark.parametrize("mode", ["reject", "warn", "protect"])
+def test_workers_parse_and_screen_what_the_request_would(tmp_path: Path, pool: IngestPool, mode: str,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    alone, alone_engine = make_session(tmp_path / "alone", None, mode, dynamic="true")
+    parallel, parallel_engine = make_session(tmp_path / "parallel", pool, mode, dynamic="true")
+    try:
+        expected, _ = run(alone.write(unparsed_batch(), refresh="true"))
+        caplog.clear()
+        got, _ = run(parallel.write(unparsed_batch(), refresh="true"))
+        assert [outcome(r) for r in got] == [outcome(r) for r in expected]
+        assert [str(r.outcome) for r in got if isinstance(r.outcome, StrongroomError)] == \
+            [str(r.outcome) for r in expected if isinstance(r.outcome, StrongroomError)]
+        bad = {10, 20, 30} | ({250} if mode == "reject" else set())
+        assert {n for n, r in enumerate(got) if isinstance(r.outcome, StrongroomError)} == bad
+        assert "Duplicate field 'gender'" in str(got[20].outcome)
+        if mode == "protect":  # the whole batch screened first: the workers derive it with the new mapping
+            assert pool.derived == 397
+            assert parallel_engine.index("r").mapping.fields["contact"].protect == "blind"
+        else:  # the workers parsed and screened; what failed either was parsed and screened again here
+            assert pool.derived == 400 - 4
+            assert "contact" not in parallel_engine.index("r").mapping.fields or \
+                parallel_engine.index("r").mapping.fields["contact"].protect == "none"
+        warned = [r.getMessage() for r in caplog.records if "[contact]" in r.getMessage()]
+        assert len(warned) == (1 if mode == "warn" else 0)
+        assert "13812345678" not in caplog.text
+        for session in (alone, parallel):
+            assert run(session.count("r", None))[0] == 400 - len(bad)
+            assert source(session, "u5") == RESIDENTS[5]
+            assert len(found(session, "national_id", RESIDENTS[300]["national_id"])) == 1
     finally:
         alone_engine.close()
         parallel_engine.close()

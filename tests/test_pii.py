@@ -13,6 +13,7 @@ from strongroom.pii import (
     DETECTORS,
     PROVINCE_CODES,
     detect,
+    find_in_document,
     is_bank_card,
     is_email,
     is_mainland_mobile,
@@ -653,3 +654,22 @@ def test_detect_agrees_with_the_validators(value: str) -> None:
 def test_validators_never_raise(value: str) -> None:
     for validator in (is_bank_card, is_email, is_passport_like):
         assert isinstance(validator(value), bool)
+
+
+def test_find_in_document_names_plain_paths_with_the_first_detector() -> None:
+    class Field:
+        def __init__(self, protect: str) -> None:
+            self.protect = protect
+
+    document = {
+        "note": "call 13812345678 now",  # inside a sentence: not a match
+        "contact": {"mobile": ["not one", "13812345678", "+86 139 1234 5678"], "mail": "li.na@example.cn"},
+        "id": 110101199003074514,  # an identity number given as a JSON number
+        "secret": "13812345678",  # mapped as protected: skipped
+        "plain": "13912345678",  # mapped, not protected: screened
+    }
+    fields = {"secret": Field("blind"), "plain": Field("none")}
+    assert find_in_document(document, fields) == {
+        "contact.mobile": "mobile", "contact.mail": "email", "id": "national_id", "plain": "mobile"}
+    assert find_in_document({"a": [{"b": 1}, None, True, 2.5]}, {}) == {}
+    assert find_in_document("13812345678", {}) == {"": "mobile"}

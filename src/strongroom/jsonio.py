@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from .errors import JsonParseError
+from .errors import ActionRequestValidationError, JsonParseError, MapperParsingError
 
 _KEY_MARKER = re.compile(rb'"\s*:')
 _WHITESPACE_AFTER_QUOTE = re.compile(rb'"[ \t\n\r]')  # JSON whitespace: a key may be spaced from its colon
@@ -97,6 +97,20 @@ def loads_strict(raw: bytes | bytearray | memoryview | str) -> Any:
             if duplicate is not None:
                 raise JsonParseError(f"Duplicate field '{duplicate}'")
     return value
+
+
+def loads_document(raw: bytes) -> dict[str, Any]:
+    """A document body: a JSON object, parsed strictly; else the mapper_parsing_exception (400) that
+    Elasticsearch answers (action_request_validation_exception for an empty body)."""
+    if not raw.strip():
+        raise ActionRequestValidationError("source is missing")
+    try:
+        document = loads_strict(raw)
+    except JsonParseError as exc:
+        raise MapperParsingError(f"failed to parse: {exc.reason}") from None
+    if not isinstance(document, dict):
+        raise MapperParsingError("failed to parse: the document must be a JSON object")
+    return document
 
 
 def _describe(exc: orjson.JSONDecodeError) -> str:

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 __all__ = [
     "DETECTORS",
     "PROVINCE_CODES",
     "detect",
+    "find_in_document",
     "is_bank_card",
     "is_email",
     "is_mainland_mobile",
@@ -295,3 +297,32 @@ def detect(value: object) -> tuple[str, ...]:
     if len(text) > _MAX_IDENTIFIER_LENGTH:
         return ()
     return tuple(name for name, check in _NON_EMAIL_CHECKS if check(text))
+
+
+def find_in_document(document: object, fields: Mapping[str, Any]) -> dict[str, str]:
+    """Every path of ``document`` (a parsed JSON value; dotted paths, arrays flattened) whose value
+    ``detect`` names, each with the first detector that fired on its first such value; paths that
+    ``fields`` maps as protected are skipped. ``fields``: path → an object whose ``protect`` is
+    ``"none"`` for a plain field (a mapping's fields)."""
+    found: dict[str, str] = {}
+    _find(document, "", fields, found)
+    return found
+
+
+def _find(value: object, path: str, fields: Mapping[str, Any], found: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _find(child, f"{path}.{key}" if path else key, fields, found)
+        return
+    if isinstance(value, list):
+        for item in value:
+            _find(item, path, fields, found)
+        return
+    if path in found:
+        return
+    field = fields.get(path)
+    if field is not None and field.protect != "none":
+        return
+    names = detect(value)
+    if names:
+        found[path] = names[0]

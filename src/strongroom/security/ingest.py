@@ -8,6 +8,10 @@ the workers at once; the request hands each share to the engine, in order, as so
 while the workers derive the next ones (derivation and the engine's part, mapping, tantivy
 documents and the write-ahead log, each take about half a protected write). Smaller batches (single
 documents, small bulks) stay in the request: a round trip to a worker costs more than it saves.
+A bulk's source lines reach the workers unparsed: the worker parses each strictly and screens it for
+personal data in unprotected fields, the request's own costs before (the server set the pace of a
+load). One that does not parse or has a finding comes back underived; the request parses and screens
+it again, and reports, warns or refuses as index.pii_detection says.
 
 What a worker holds: the mapping and the data keys of the indices whose batches it was given (sent
 over its pipe with each task, kept in memory so its token memos stay warm), never the master key;
@@ -39,6 +43,8 @@ import orjson
 from ..crypto.keys import DataKeys
 from ..crypto.seal import seal
 from ..engine.mapping import Mapping
+from ..jsonio import loads_document
+from ..pii import find_in_document
 
 __all__ = ["MIN_PARALLEL", "IngestPool", "Prepared", "default_workers"]
 
@@ -48,7 +54,8 @@ MIN_PARALLEL = 200  # documents: below this a batch is derived by the request al
 SHARE = 250  # documents a worker derives at a time; the request writes one share while the next is derived
 MAX_WORKERS = 4
 
-# (doc_id, document, source) in; (indexed JSON, sealed source) out, or None: derive it again locally.
+# (doc_id, document or None, source) in; (indexed JSON, sealed source) out, or None: the request parses,
+# screens and derives it again. None in: the source is still to be parsed and screened (by the worker).
 Item = tuple[str, Any, bytes]
 Prepared = tuple[bytes, bytes]
 
@@ -82,7 +89,10 @@ def _start_worker(parent: int) -> None:
 def _derive_share(spec: tuple[str, bytes, str, tuple[dict[int, bytes], bytes]], items: list[Item]
                   ) -> list[Prepared | None]:
     """Worker: blind tokens and sealed source of each item; None for one that fails (the request
-    derives it again and reports its error)."""
+    derives it again and reports its error). An item whose document is None is parsed from its source
+    (strictly, as the request would) and screened for personal data in unprotected fields
+    (pii.find_in_document): None for one that does not parse or has a finding, which the request then
+    parses and screens itself, to report or warn as index.pii_detection says."""
     from .protect import Protector
 
     cache_key, mapping_json, seal_uuid, shared_keys = spec
@@ -97,6 +107,11 @@ def _derive_share(spec: tuple[str, bytes, str, tuple[dict[int, bytes], bytes]], 
     out: list[Prepared | None] = []
     for doc_id, document, source in items:
         try:
+            if document is None:
+                document = loads_document(source)
+                if find_in_document(document, protector.mapping.fields):
+                    out.append(None)
+                    continue
             indexed = orjson.dumps(protector.derive(document))
             out.append((indexed, seal(keys, source, index_uuid=seal_uuid, doc_id=doc_id)))
         except Exception:  # noqa: BLE001 - whatever it is, the request meets it again and reports it

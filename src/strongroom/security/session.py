@@ -32,8 +32,8 @@ from ..engine.shard import NOOP, Conditions, OpResult, StoredDoc
 from ..errors import (ActionRequestValidationError, MapperParsingError, AuthorizationError, IllegalArgumentError, IndexNotFoundError,
                       DocumentMissingError, FieldSecurityError, LimitError, StrongroomError, VersionConflictError)
 from ..query.dsl import parse_query
-from ..jsonio import extract_values, loads_strict
-from ..pii import detect
+from ..jsonio import extract_values, loads_document, loads_strict
+from ..pii import find_in_document
 from ..query.fields import retrieve
 from ..query.highlight import Limits, collect, highlight_hit
 from ..query.search_request import SearchRequest
@@ -43,7 +43,7 @@ from .access import Access, DocFilter
 from .masks import Masker
 from .protect import Protector
 from .vault import Vault
-from ..crypto.keys import MasterKey
+from ..crypto.keys import DataKeys, MasterKey
 from .policy import IndexGrant, Policy
 from .scroll import ScrollRegistry, check_keep_alive
 from .users import AUTH_INTERNAL, Principal
@@ -73,6 +73,7 @@ class DocWrite:
     version_type: str | None = None
     routing: str | None = None
     update: dict[str, Any] | None = None  # the `_update` body: doc, upsert, doc_as_upsert, detect_noop
+    parsed: bool = True  # False: `document` is still to be parsed from `source` (strictly, as loads_document)
 
 
 @dataclass
@@ -961,20 +962,36 @@ class Session:
                 for i in positions:
                     results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
                 continue
+            # Every document is parsed, then screened for personal data arriving in unprotected fields
+            # (warn, reject or protect), before it is derived and written. In a large batch for the
+            # ingest workers, a source still unparsed is parsed and screened by its worker, which
+            # derives only a document that parses and has no finding; any other comes back underived
+            # and goes through both here, failing its item. Under "protect" (a finding changes the
+            # mapping, and so every document's derivation) the whole batch is screened here first.
+            mode = index.setting("index.pii_detection")
+            keys = self._parallel(index, positions, writes)
+            deferred = keys is not None and mode != "protect"
             screened = []
-            for i in positions:  # personal data arriving in unprotected fields: warn, reject or protect
+            for i in positions:
+                if deferred and not writes[i].parsed:
+                    screened.append(i)
+                    continue
                 try:
-                    await self._screen(index, writes[i])
+                    self._parse(writes[i])
+                    await self._screen(index, writes[i], mode)
                 except StrongroomError as exc:
                     results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
                     continue
                 screened.append(i)
             written: list[WriteOutcome] = []
-            async with contextlib.aclosing(self._prepared(index, screened, writes)) as parts:
+            async with contextlib.aclosing(self._prepared(index, screened, writes, keys)) as parts:
                 async for part, prepared in parts:
                     positions, requests = [], []
                     for i, (doc_id, ready) in zip(part, prepared):  # a value a protected field cannot take fails
                         try:                                         # its item, not the request
+                            if ready is None and not writes[i].parsed:  # its worker could not derive it
+                                self._parse(writes[i])
+                                await self._screen(index, writes[i], mode)
                             requests.append(self._request(index, writes[i], doc_id, ready))
                         except StrongroomError as exc:
                             results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
@@ -1067,18 +1084,33 @@ class Session:
         if write.op in ("index", "create") and write.source is None:
             raise ActionRequestValidationError("source is missing")
 
-    async def _prepared(self, index: Index, positions: list[int], writes: list[DocWrite]
-                        ) -> AsyncIterator[tuple[list[int], list[tuple[str | None, tuple[bytes, bytes] | None]]]]:
-        """The writes at `positions`, in order, in parts, each with every write's (id, prepared): for a
-        large batch of a protected index with ingest workers (ingest.py), ids drawn here and (indexed
-        JSON, sealed source) derived by the workers, one share at a time; otherwise one part of
-        (write's id, None), derived in `_request`. None also for a write a worker did not derive."""
+    def _parallel(self, index: Index, positions: list[int], writes: Sequence[DocWrite]) -> DataKeys | None:
+        """The index's data keys when the writes at `positions` are a batch for the ingest workers:
+        workers configured, a protected index, at least MIN_PARALLEL new documents; else None."""
         from .ingest import MIN_PARALLEL
 
         pool = self.__vault.ingest
-        keys = self.__vault.keys(index) if pool is not None and len(positions) >= MIN_PARALLEL else None
+        if pool is None or len(positions) < MIN_PARALLEL or self._protector(index) is None:
+            return None
+        fresh = sum(1 for i in positions if writes[i].op in ("index", "create") and writes[i].source is not None)
+        return self.__vault.keys(index) if fresh >= MIN_PARALLEL else None
+
+    @staticmethod
+    def _parse(write: DocWrite) -> None:
+        if not write.parsed:
+            assert write.source is not None
+            write.document = loads_document(write.source)
+            write.parsed = True
+
+    async def _prepared(self, index: Index, positions: list[int], writes: list[DocWrite], keys: DataKeys | None
+                        ) -> AsyncIterator[tuple[list[int], list[tuple[str | None, tuple[bytes, bytes] | None]]]]:
+        """The writes at `positions`, in order, in parts, each with every write's (id, prepared): with
+        `keys` (a batch for the ingest workers, `_parallel`), ids drawn here and (indexed JSON, sealed
+        source) derived by the workers, one share at a time; otherwise one part of (write's id, None),
+        derived in `_request`. None also for a write a worker did not derive."""
+        pool = self.__vault.ingest
         fresh = [i for i in positions if writes[i].op in ("index", "create") and writes[i].source is not None]
-        if keys is None or len(fresh) < MIN_PARALLEL or self._protector(index) is None:
+        if keys is None or pool is None:
             yield positions, [(writes[i].doc_id, None) for i in positions]
             return
         ids = {i: writes[i].doc_id if writes[i].doc_id is not None else index.new_id() for i in fresh}
@@ -1086,7 +1118,8 @@ class Session:
                 keys.share())
         rank = {i: r for r, i in enumerate(positions)}
         start = taken = 0
-        shares = pool.shares(spec, [(ids[i], writes[i].document, writes[i].source) for i in fresh])
+        shares = pool.shares(spec, [(ids[i], writes[i].document if writes[i].parsed else None, writes[i].source)
+                                    for i in fresh])
         async with contextlib.aclosing(shares):
             async for share in shares:
                 # a part: the writes up to this share's last document (updates and deletes in between included)
@@ -1123,17 +1156,19 @@ class Session:
                                        None, auto_id)
                 request.indexed = indexed
                 return request
+            _screened(write)
             document, indexed = self._indexable(index, write.document, write.source)
             request = WriteRequest(kind, doc_id, document, self.__vault.seal(index, doc_id, write.source),
                                    conditions, write.routing, None, auto_id)
             request.indexed = indexed
             return request
+        _screened(write)
         return WriteRequest(kind, write.doc_id, write.document, write.source, conditions, write.routing)
 
-    async def _screen(self, index: Index, write: DocWrite) -> None:
-        """PII detection at ingest (index.pii_detection): a value that looks like a national ID, a phone,
-        a bank card, an e-mail or a passport number, in a field that is not protected. Messages name the
-        field and the detector, never the value."""
+    async def _screen(self, index: Index, write: DocWrite, mode: str) -> None:
+        """PII detection at ingest (`mode`: index.pii_detection): a value that looks like a national ID, a
+        phone, a bank card, an e-mail or a passport number, in a field that is not protected. Messages
+        name the field and the detector, never the value."""
         if write.op in ("index", "create"):
             documents = [write.document]
         elif write.op == "update":
@@ -1144,10 +1179,10 @@ class Session:
         findings: dict[str, str] = {}
         for document in documents:
             if isinstance(document, dict):
-                _find_pii(document, "", index.mapping.fields, findings)
+                for path, detector in find_in_document(document, index.mapping.fields).items():
+                    findings.setdefault(path, detector)
         if not findings:
             return
-        mode = index.setting("index.pii_detection")
         if mode == "warn":
             for path, detector in findings.items():
                 log.warning("index [%s]: field [%s] is not protected but holds values that look like [%s]",
@@ -1420,23 +1455,11 @@ def _filter_mapping(node: dict[str, Any], path: str, may_see: Callable[[str], bo
     return out
 
 
-def _find_pii(value: Any, path: str, fields: Any, found: dict[str, str]) -> None:
-    if isinstance(value, dict):
-        for key, child in value.items():
-            _find_pii(child, f"{path}.{key}" if path else key, fields, found)
-        return
-    if isinstance(value, list):
-        for item in value:
-            _find_pii(item, path, fields, found)
-        return
-    if path in found:
-        return
-    field = fields.get(path)
-    if field is not None and field.protect != "none":
-        return
-    names = detect(value)
-    if names:
-        found[path] = names[0]
+def _screened(write: DocWrite) -> None:
+    """A document reaches the engine parsed by `Session._parse` and then screened, or derived by an
+    ingest worker (which does both): never one still unparsed."""
+    if not write.parsed:
+        raise RuntimeError("a document reached the engine unparsed and unscreened")
 
 
 def _once(rewrite: Callable[[Node], Node]) -> Callable[[Node], Node]:

@@ -2,7 +2,9 @@
 
 A framing error (an action line that is not an object, an unknown action or parameter, a missing
 source line, no trailing newline) rejects the whole request with 400 and applies nothing. A
-problem inside one document (bad JSON, mapping error, version conflict) fails only that item.
+problem inside one document (bad JSON, mapping error, version conflict) fails only that item. The
+source line of an index or create is parsed later (`DocWrite.parsed`): by the session, or, in a large
+batch of a protected index, by the ingest worker that derives its blind tokens (ingest.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ...jsonio import loads_strict
 from ...query.source import SourceFilter, source_filter_from_body, source_filter_from_params
 from ...security.session import DocWrite
 from . import Call, check_active_shards
-from .documents import item_error, parse_document, parse_update_body, write_result_body
+from .documents import item_error, parse_update_body, write_result_body
 
 ACTIONS = ("index", "create", "update", "delete")
 META_KEYS = {"_index", "_id", "routing", "_routing", "if_seq_no", "if_primary_term", "version", "version_type",
@@ -114,12 +116,11 @@ def parse_bulk(body: bytes, default_index: str | None, default_routing: str | No
             continue
         if meta.get("op_type") == "create":
             write.op = action = "create"  # Answered under "create", as Elasticsearch does.
-        try:
-            write.document = parse_document(source)
-        except StrongroomError as exc:
-            items.append((action, write, exc, None))
+        if not source.strip():
+            items.append((action, write, ActionRequestValidationError("source is missing"), None))
             continue
-        write.source = source
+        write.source = source  # parsed (strictly) by the session or an ingest worker: a bad one fails its item
+        write.parsed = False
         items.append((action, write, None, None))
     if not items:
         raise ActionRequestValidationError("no requests added")

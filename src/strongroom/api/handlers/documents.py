@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from ...errors import (ActionRequestValidationError, IllegalArgumentError, JsonParseError, MapperParsingError,
                        NotFoundError, RequestError, StrongroomError)
-from ...jsonio import loads_strict
+from ...jsonio import loads_document, loads_strict
 from ...query.source import SourceFilter, source_filter_from_body, source_filter_from_params
 from ...security.session import DocResult, DocWrite, GetSpec, WriteResult
 from ..wire import head_response
@@ -19,19 +19,6 @@ WRITE_PARAMS = ("refresh", "routing", "timeout", "wait_for_active_shards", "requ
                 "if_primary_term", "version", "version_type")
 GET_PARAMS = ("routing", "realtime", "refresh", "_source", "_source_includes", "_source_excludes", "preference",
               "stored_fields", "version", "version_type")
-
-
-def parse_document(raw: bytes) -> Any:
-    """A document body: a JSON object, or a mapper_parsing_exception as Elasticsearch answers."""
-    if not raw.strip():
-        raise ActionRequestValidationError("source is missing")
-    try:
-        document = loads_strict(raw)
-    except JsonParseError as exc:
-        raise MapperParsingError(f"failed to parse: {exc.reason}") from None
-    if not isinstance(document, dict):
-        raise MapperParsingError("failed to parse: the document must be a JSON object")
-    return document
 
 
 def write_result_body(result: WriteResult, *, forced_refresh: bool = False, include_status: bool = False
@@ -74,7 +61,7 @@ async def _write_document(call: Call, op_type: str) -> Response:
     check_active_shards(call)
     if call.params.has("pipeline"):
         raise RequestError("ingest pipelines are not supported by Strongroom")
-    document = parse_document(call.body)
+    document = loads_document(call.body)
     write = _write_from_params(call, op_type, call.path.get("id"), document, call.body)
     (result,), forced = await call.session.write([write], refresh=call.params.refresh())
     body, status = write_result_body(result, forced_refresh=forced)
