@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -59,7 +60,7 @@ def archive(commit: str, into: Path) -> str:
     return full
 
 
-def load(root: Path, rows: list[tuple[str, bytes]]) -> None:
+def load(root: Path, rows: Sequence[tuple[str, bytes]]) -> None:
     from strongroom.demo import RESIDENTS_BODY
 
     server = Server(root)
@@ -78,7 +79,7 @@ def load(root: Path, rows: list[tuple[str, bytes]]) -> None:
 BULK_INDEX = "interleaved-bulk"
 
 
-def measure_bulk(servers: dict[str, Server], rows: list[tuple[str, bytes]]) -> dict[str, float]:
+def measure_bulk(servers: dict[str, Server], rows: Sequence[tuple[str, bytes]]) -> dict[str, float]:
     """docs/s of each server loading `rows` into a new index, body by body, alternating who goes first."""
     from strongroom.demo import RESIDENTS_BODY
 

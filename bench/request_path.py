@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -147,7 +148,7 @@ def measure_raw(raw: Raw, work: dict[str, list[dict[str, Any]]]) -> dict[str, di
     return out
 
 
-async def load(app: App, rows: list[tuple[str, bytes]]) -> None:
+async def load(app: App, rows: Sequence[tuple[str, bytes]]) -> None:
     from strongroom.demo import RESIDENTS_BODY
 
     await app.call("PUT", f"/{INDEX}", orjson.dumps(RESIDENTS_BODY))

@@ -76,3 +76,28 @@ def test_interleaved_benchmark_compares_two_commits_on_one_data_set(tmp_path: Pa
     assert "| national_id |" in done.stdout and " % |" in done.stdout
     assert report["bulk_residents"] == 4500 and all(report["bulk_docs_per_s"][side] > 0 for side in ("before", "after"))
     assert "| bulk load, docs/s (4,500 residents" in done.stdout
+
+
+def test_residents_are_read_from_the_cache_file_as_they_were_written(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import orjson
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import core
+
+    monkeypatch.setattr(core, "CACHE", tmp_path)
+    rows = core.residents(300)  # generated and cached, then mapped
+    lines = (tmp_path / "residents-300.ndjson").read_bytes().splitlines()
+    expected = [(orjson.loads(line)["_id"], orjson.dumps(orjson.loads(line)["doc"])) for line in lines]
+    assert len(rows) == 300 and list(rows) == expected == [rows[i] for i in range(300)]
+    assert list(rows[5::7]) == expected[5::7] and list(rows[10:20][::3]) == expected[10:20][::3]
+    assert rows[-1] == expected[-1]
+    monkeypatch.setattr(core, "BATCH", 50)
+    bodies = list(core.bulk_bodies(rows))
+    assert len(bodies) == 6 and b"".join(bodies).count(b'{"index":{"_id":"') == 300
+    assert [list(core.bulk_bodies(rows, k, 4)) for k in range(4)] == [bodies[k::4] for k in range(4)]
+
+    # A line the shortcut cannot take (an escaped id, spaces) goes through the parser.
+    odd = tmp_path / "odd.ndjson"
+    odd.write_bytes(b'{"_id":"a\\"b","doc":{"x":1}}\n{ "_id": "c", "doc": {"y": [1, 2]} }\n')
+    assert list(core.Residents.open(odd)) == [('a"b', b'{"x":1}'), ("c", b'{"y":[1,2]}')]
