@@ -10,8 +10,9 @@ documents and the write-ahead log, each take about half a protected write). Smal
 documents, small bulks) stay in the request: a round trip to a worker costs more than it saves.
 A bulk's source lines reach the workers unparsed: the worker parses each strictly and screens it for
 personal data in unprotected fields, the request's own costs before (the server set the pace of a
-load). One that does not parse or has a finding comes back underived; the request parses and screens
-it again, and reports, warns or refuses as index.pii_detection says.
+load). Findings come back with the derived document, and the request warns or refuses as
+index.pii_detection says; one that does not parse comes back underived, and the request parses it
+again to report its error.
 
 What a worker holds: the mapping and the data keys of the indices whose batches it was given (sent
 over its pipe with each task, kept in memory so its token memos stay warm), never the master key;
@@ -54,10 +55,12 @@ MIN_PARALLEL = 200  # documents: below this a batch is derived by the request al
 SHARE = 250  # documents a worker derives at a time; the request writes one share while the next is derived
 MAX_WORKERS = 4
 
-# (doc_id, document or None, source) in; (indexed JSON, sealed source) out, or None: the request parses,
-# screens and derives it again. None in: the source is still to be parsed and screened (by the worker).
+# (doc_id, document or None, source) in; (indexed JSON, sealed source, findings) out, or None: the request
+# parses, screens and derives it again. None in: the source is still to be parsed and screened (by the
+# worker); findings: path -> detector of values that look like personal data in unprotected fields (None
+# when there are none, or when the document came parsed: the request screened it).
 Item = tuple[str, Any, bytes]
-Prepared = tuple[bytes, bytes]
+Prepared = tuple[bytes, bytes, dict[str, str] | None]
 
 
 def default_workers() -> int:
@@ -90,9 +93,9 @@ def _derive_share(spec: tuple[str, bytes, str, tuple[dict[int, bytes], bytes]], 
                   ) -> list[Prepared | None]:
     """Worker: blind tokens and sealed source of each item; None for one that fails (the request
     derives it again and reports its error). An item whose document is None is parsed from its source
-    (strictly, as the request would) and screened for personal data in unprotected fields
-    (pii.find_in_document): None for one that does not parse or has a finding, which the request then
-    parses and screens itself, to report or warn as index.pii_detection says."""
+    (strictly, as the request would; None if it does not parse) and screened for personal data in
+    unprotected fields (pii.find_in_document): its findings come back with it, for the request to warn
+    or refuse as index.pii_detection says."""
     from .protect import Protector
 
     cache_key, mapping_json, seal_uuid, shared_keys = spec
@@ -107,13 +110,12 @@ def _derive_share(spec: tuple[str, bytes, str, tuple[dict[int, bytes], bytes]], 
     out: list[Prepared | None] = []
     for doc_id, document, source in items:
         try:
+            findings = None
             if document is None:
                 document = loads_document(source)
-                if find_in_document(document, protector.mapping.fields):
-                    out.append(None)
-                    continue
+                findings = find_in_document(document, protector.mapping.fields) or None
             indexed = orjson.dumps(protector.derive(document))
-            out.append((indexed, seal(keys, source, index_uuid=seal_uuid, doc_id=doc_id)))
+            out.append((indexed, seal(keys, source, index_uuid=seal_uuid, doc_id=doc_id), findings))
         except Exception:  # noqa: BLE001 - whatever it is, the request meets it again and reports it
             out.append(None)
     return out

@@ -16,7 +16,7 @@ import time
 import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import orjson
@@ -47,6 +47,9 @@ from ..crypto.keys import DataKeys, MasterKey
 from .policy import IndexGrant, Policy
 from .scroll import ScrollRegistry, check_keep_alive
 from .users import AUTH_INTERNAL, Principal
+
+if TYPE_CHECKING:
+    from .ingest import Prepared
 
 T = TypeVar("T")
 log = logging.getLogger("strongroom.ingest")
@@ -963,11 +966,11 @@ class Session:
                     results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
                 continue
             # Every document is parsed, then screened for personal data arriving in unprotected fields
-            # (warn, reject or protect), before it is derived and written. In a large batch for the
-            # ingest workers, a source still unparsed is parsed and screened by its worker, which
-            # derives only a document that parses and has no finding; any other comes back underived
-            # and goes through both here, failing its item. Under "protect" (a finding changes the
-            # mapping, and so every document's derivation) the whole batch is screened here first.
+            # (warn, reject or protect), before it is written. In a large batch for the ingest workers,
+            # a source still unparsed is parsed and screened by its worker: its findings come back with
+            # it and are judged here; one that does not parse comes back underived and is parsed here,
+            # failing its item. Under "protect" (a finding changes the mapping, and so every
+            # document's derivation) the whole batch is screened here first.
             mode = index.setting("index.pii_detection")
             keys = self._parallel(index, positions, writes)
             deferred = keys is not None and mode != "protect"
@@ -992,7 +995,10 @@ class Session:
                             if ready is None and not writes[i].parsed:  # its worker could not derive it
                                 self._parse(writes[i])
                                 await self._screen(index, writes[i], mode)
-                            requests.append(self._request(index, writes[i], doc_id, ready))
+                            elif ready is not None and ready[2]:  # its worker's findings
+                                await self._judge(index, ready[2], mode)
+                            requests.append(self._request(index, writes[i], doc_id,
+                                                          None if ready is None else ready[:2]))
                         except StrongroomError as exc:
                             results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
                             continue
@@ -1103,11 +1109,11 @@ class Session:
             write.parsed = True
 
     async def _prepared(self, index: Index, positions: list[int], writes: list[DocWrite], keys: DataKeys | None
-                        ) -> AsyncIterator[tuple[list[int], list[tuple[str | None, tuple[bytes, bytes] | None]]]]:
+                        ) -> AsyncIterator[tuple[list[int], list[tuple[str | None, Prepared | None]]]]:
         """The writes at `positions`, in order, in parts, each with every write's (id, prepared): with
         `keys` (a batch for the ingest workers, `_parallel`), ids drawn here and (indexed JSON, sealed
-        source) derived by the workers, one share at a time; otherwise one part of (write's id, None),
-        derived in `_request`. None also for a write a worker did not derive."""
+        source, findings) derived by the workers, one share at a time; otherwise one part of (write's
+        id, None), derived in `_request`. None also for a write a worker did not derive."""
         pool = self.__vault.ingest
         fresh = [i for i in positions if writes[i].op in ("index", "create") and writes[i].source is not None]
         if keys is None or pool is None:
@@ -1181,6 +1187,11 @@ class Session:
             if isinstance(document, dict):
                 for path, detector in find_in_document(document, index.mapping.fields).items():
                     findings.setdefault(path, detector)
+        await self._judge(index, findings, mode)
+
+    async def _judge(self, index: Index, findings: dict[str, str], mode: str) -> None:
+        """What `mode` does with a document's findings (path -> detector): log them, map new fields as
+        protected, or refuse the document."""
         if not findings:
             return
         if mode == "warn":
