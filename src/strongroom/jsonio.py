@@ -31,15 +31,20 @@ def _key_markers(raw: bytes) -> int:
 
 
 def _count_keys(value: Any) -> int:
+    """Keys of every object in `value`, a dict or a list (iterative: JSON nests deeper than Python's stack)."""
     count = 0
     stack = [value]
+    pop, push = stack.pop, stack.append
     while stack:
-        item = stack.pop()
+        item = pop()
         if type(item) is dict:
             count += len(item)
-            stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
-        elif type(item) is list:
-            stack.extend(v for v in item if type(v) is dict or type(v) is list)
+            children = item.values()
+        else:  # only dicts and lists are pushed
+            children = item
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                push(child)
     return count
 
 
