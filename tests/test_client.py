@@ -150,6 +150,23 @@ def test_bulk_per_item_results(es: elasticsearch.Elasticsearch, index_name: str)
     assert es.count(index=index_name)["count"] == 0
 
 
+def test_bulk_bad_source_lines_fail_their_items(es: elasticsearch.Elasticsearch, index_name: str) -> None:
+    es.indices.create(index=index_name)
+    body = (f'{{"index":{{"_index":"{index_name}","_id":"blank"}}}}\n   \n'
+            f'{{"index":{{"_index":"{index_name}","_id":"cut"}}}}\n{{"n":\n'
+            f'{{"create":{{"_index":"{index_name}","_id":"dup"}}}}\n{{"n":1,"n":2}}\n'
+            f'{{"index":{{"_index":"{index_name}","_id":"ok"}}}}\n{{"n":1}}\n')
+    response = es.bulk(operations=body, refresh=True)
+    items = [next(iter(item.values())) for item in response["items"]]
+    assert [(item["_id"], item["status"]) for item in items] == [("blank", 400), ("cut", 400), ("dup", 400),
+                                                               ("ok", 201)]
+    assert [item.get("error", {}).get("type") for item in items] == [
+        "action_request_validation_exception", "mapper_parsing_exception", "mapper_parsing_exception", None]
+    assert "source is missing" in items[0]["error"]["reason"]
+    assert "Duplicate field 'n'" in items[2]["error"]["reason"]
+    assert es.count(index=index_name)["count"] == 1
+
+
 def test_refresh_semantics(es: elasticsearch.Elasticsearch, index_name: str) -> None:
     es.indices.create(index=index_name, settings={"refresh_interval": "-1"})
     es.index(index=index_name, id="1", document={"a": 1})

@@ -980,7 +980,6 @@ class Session:
                     screened.append(i)
                     continue
                 try:
-                    self._parse(writes[i])
                     await self._screen(index, writes[i], mode)
                 except StrongroomError as exc:
                     results[i] = WriteResult(writes[i].index, writes[i].doc_id, writes[i].op, exc)
@@ -993,7 +992,6 @@ class Session:
                     for i, (doc_id, ready) in zip(part, prepared):  # a value a protected field cannot take fails
                         try:                                         # its item, not the request
                             if ready is None and not writes[i].parsed:  # its worker could not derive it
-                                self._parse(writes[i])
                                 await self._screen(index, writes[i], mode)
                             elif ready is not None and ready[2]:  # its worker's findings
                                 await self._judge(index, ready[2], mode)
@@ -1174,7 +1172,9 @@ class Session:
     async def _screen(self, index: Index, write: DocWrite, mode: str) -> None:
         """PII detection at ingest (`mode`: index.pii_detection): a value that looks like a national ID, a
         phone, a bank card, an e-mail or a passport number, in a field that is not protected. Messages
-        name the field and the detector, never the value."""
+        name the field and the detector, never the value. Parses the document first if it is not yet
+        (a source that does not parse fails here)."""
+        self._parse(write)
         if write.op in ("index", "create"):
             documents = [write.document]
         elif write.op == "update":

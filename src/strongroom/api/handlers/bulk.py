@@ -116,9 +116,6 @@ def parse_bulk(body: bytes, default_index: str | None, default_routing: str | No
             continue
         if meta.get("op_type") == "create":
             write.op = action = "create"  # Answered under "create", as Elasticsearch does.
-        if not source.strip():
-            items.append((action, write, ActionRequestValidationError("source is missing"), None))
-            continue
         write.source = source  # parsed (strictly) by the session or an ingest worker: a bad one fails its item
         write.parsed = False
         items.append((action, write, None, None))
