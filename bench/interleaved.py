@@ -19,6 +19,10 @@ both sides alike:
    (alternating which goes first); the load rate of each is the documents over the sum of its
    bodies' times, the same way: a before/after of the write path that two whole runs cannot give.
 
+With `--base-python PATH` the before server runs under that interpreter (a venv's `bin/python` with
+Strongroom's dependencies installed) instead of this one: `--base HEAD --base-python ...` compares two
+interpreters on the same code.
+
 Per class: p50 and p99 (ms) of each server and the change of p50 (after ÷ before − 1). The query
 classes are the harness's (`residents.workload`), whose answers are checked. Both commits must read
 the same data directory format. Results: bench/results/interleaved-<time>.json and .md (not
@@ -58,6 +62,11 @@ def archive(commit: str, into: Path) -> str:
     into.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=tar, check=True)
     return full
+
+
+def python_version(python: str) -> str:
+    return subprocess.run([python, "-c", "import platform; print(platform.python_version())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
 
 
 def load(root: Path, rows: Sequence[tuple[str, bytes]]) -> None:
@@ -133,6 +142,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000, help="Queries per class and round.")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bulk", type=int, default=0, help="Also compare loading this many residents (0: no).")
+    parser.add_argument("--base-python", help="The interpreter of the before server (default: this one).")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "results")
     args = parser.parse_args()
     if args.residents < 20 or args.queries < 1 or args.rounds < 1 or args.bulk < 0:
@@ -144,7 +154,8 @@ def main() -> None:
         base = archive(args.base, tmp / "before-code")
         load(tmp / "after", rows)
         shutil.copytree(tmp / "after", tmp / "before")
-        servers = {"before": Server(tmp / "before", source=tmp / "before-code"), "after": Server(tmp / "after")}
+        servers = {"before": Server(tmp / "before", source=tmp / "before-code", python=args.base_python),
+                   "after": Server(tmp / "after")}
         try:
             bulk = measure_bulk(servers, residents(args.bulk)) if args.bulk else None
             times = measure(servers, work, args.rounds)
@@ -170,8 +181,12 @@ def main() -> None:
     lines.append(f"{args.residents:,} residents, {args.queries:,} queries per class × {args.rounds} rounds, each sent to "
                  f"both servers in alternating order. Before: `{base[:12]}`; after: this checkout (HEAD "
                  f"`{head[:12]}`, uncommitted changes included). Command: `{' '.join(['.venv/bin/python', *sys.argv])}`.")
+    before_python = args.base_python or sys.executable
+    lines[-1] += f" Interpreters: before `{before_python}` ({python_version(before_python)}), after " \
+                 f"`{sys.executable}` ({platform.python_version()})."
     table = "\n".join(lines)
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "before": base, "after_head": head,
+              "before_python": before_python, "after_python": sys.executable,
               "residents": args.residents, "queries": args.queries, "rounds": args.rounds,
               "machine": f"{platform.machine()}, Python {platform.python_version()}", "figures": figures,
               "bulk_docs_per_s": bulk, "bulk_residents": args.bulk}

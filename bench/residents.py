@@ -324,9 +324,10 @@ class Raw:
 # -- Strongroom over HTTPS ------------------------------------------------------------------------------
 class Server:
     """`strongroom serve` with its defaults (TLS and authentication on) in a temporary directory.
-    `source`: another checkout whose `src` the server runs (bench/interleaved.py), instead of this one."""
+    `source`: another checkout whose `src` the server runs (bench/interleaved.py), instead of this one;
+    `python`: the interpreter to run it with (a venv's, holding the dependencies), instead of this one."""
 
-    def __init__(self, root: Path, source: Path | None = None) -> None:
+    def __init__(self, root: Path, source: Path | None = None, python: str | None = None) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "STRONGROOM_BOOTSTRAP_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
@@ -334,7 +335,7 @@ class Server:
             env["PYTHONPATH"] = str(source / "src")
         self.log_path = root / "server.log"
         self.log = open(self.log_path, "w")  # a file, not a pipe: a full pipe would stall the server
-        self.process = subprocess.Popen([sys.executable, "-m", "strongroom", "serve", "--data-dir",
+        self.process = subprocess.Popen([python or sys.executable, "-m", "strongroom", "serve", "--data-dir",
                                          str(root / "data"), "--config-dir", str(root / "config"), "--port", "0"],
                                         stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 120

@@ -62,8 +62,14 @@ def test_interleaved_benchmark_compares_two_commits_on_one_data_set(tmp_path: Pa
     probe = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
     if probe.returncode != 0:  # a copy made with `git archive`, or git refusing the checkout's owner
         pytest.skip(f"compares commits: needs a git checkout git can read ({probe.stderr.strip()[:200]})")
+    # The before server runs under --base-python: a wrapper that marks a `serve`, then runs this interpreter.
+    wrapper = tmp_path / "before-python"
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *" serve "*) touch "{tmp_path / "before-python-ran"}";; esac\n'
+                       f'exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "interleaved.py"), "--base", "HEAD", "--residents", "300",
-                           "--queries", "10", "--rounds", "1", "--bulk", "4500", "--results-dir", str(tmp_path / "results")],
+                           "--queries", "10", "--rounds", "1", "--bulk", "4500", "--base-python", str(wrapper),
+                           "--results-dir", str(tmp_path / "results")],
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "STRONGROOM_BENCH_CACHE": str(tmp_path)})
     assert done.returncode == 0, done.stdout + done.stderr
@@ -76,6 +82,9 @@ def test_interleaved_benchmark_compares_two_commits_on_one_data_set(tmp_path: Pa
     assert "| national_id |" in done.stdout and " % |" in done.stdout
     assert report["bulk_residents"] == 4500 and all(report["bulk_docs_per_s"][side] > 0 for side in ("before", "after"))
     assert "| bulk load, docs/s (4,500 residents" in done.stdout
+    assert (tmp_path / "before-python-ran").exists()
+    assert report["before_python"] == str(wrapper) and report["after_python"] == sys.executable
+    assert f"Interpreters: before `{wrapper}`" in done.stdout
 
 
 def test_residents_are_read_from_the_cache_file_as_they_were_written(tmp_path: Path,
