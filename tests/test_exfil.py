@@ -512,3 +512,23 @@ def test_the_slow_action_delays_only_the_slowed_identity_for_its_time(monkeypatc
     assert guard.slow_delay("mallory") == 0.5  # never past the end of the slowing
     now[0] += 1
     assert guard.slow_delay("mallory") == 0.0
+
+
+def test_literal_hashes_are_hmac_sha256_under_the_literal_key() -> None:
+    """The audit's hashes of query literals and the records' keys keep their format (an auditor holding
+    the key recomputes them), whichever key the guard holds now."""
+    import hashlib
+    import hmac
+
+    from strongroom.security.exfil import Guard
+
+    first, second = b"k" * 32, b"q" * 32
+    guard = Guard(literal_key=first)
+    for _ in range(2):  # the keyed state is made once, then copied
+        assert guard.hasher("national_id", "110101") == \
+            hmac.new(first, b"national_id\x00110101", hashlib.sha256).hexdigest()[:24]
+        assert guard.record_key("uuid", "r1") == hmac.new(first, b"doc\x00uuid\x00r1", hashlib.sha256).digest()[:16]
+    guard.literal_key = second
+    assert guard.hasher("national_id", "110101") == \
+        hmac.new(second, b"national_id\x00110101", hashlib.sha256).hexdigest()[:24]
+    assert guard.record_key("uuid", "r1") == hmac.new(second, b"doc\x00uuid\x00r1", hashlib.sha256).digest()[:16]

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ class Guard:
     _canary_cache: dict[str, tuple[tuple[str, str | None], ...]] = field(default_factory=dict)
     _paged_lock: threading.Lock = field(default_factory=threading.Lock)
     detector_lock: threading.Lock = field(default_factory=threading.Lock)
+    _literal_macs: dict[bytes, Any] = field(default_factory=dict)  # literal_key → its keyed HMAC, copied per use
 
     def page_after(self, identity: str, size: int, window: float = 600.0) -> int:
         """Records one identity asked for through search_after within `window` seconds, this page included."""
@@ -81,7 +83,19 @@ class Guard:
     def hasher(self, field_name: str, value: str) -> str:
         """The keyed hash of a query literal (audit records, alerts): equal values of a field hash alike,
         so an auditor holding the key can ask who searched for a value; nobody else learns it."""
-        return hmac.digest(self.literal_key, f"{field_name}\0{value}".encode(), "sha256").hex()[:24]
+        return self._literal_mac(f"{field_name}\0{value}".encode()).hex()[:24]
+
+    def _literal_mac(self, message: bytes) -> bytes:
+        """HMAC-SHA256 under `literal_key`, from a keyed state copied per call: inside a request a copy
+        costs ~6 µs less than a one-shot HMAC, whose digest lookup the request's other work has evicted
+        from the CPU caches."""
+        base = self._literal_macs.get(self.literal_key)
+        if base is None:
+            self._literal_macs.clear()
+            base = self._literal_macs[self.literal_key] = hmac.new(self.literal_key, digestmod=sha256)
+        mac = base.copy()
+        mac.update(message)
+        return mac.digest()
 
     def close(self) -> None:
         """At shutdown: the audit's final checkpoint, the budgets' state, the webhooks' queues."""
@@ -124,7 +138,7 @@ class Guard:
         return min(self.slow_seconds, left) if left > 0 else 0.0
 
     def record_key(self, index_uuid: str, doc_id: str) -> bytes:
-        return hmac.digest(self.literal_key, f"doc\0{index_uuid}\0{doc_id}".encode(), "sha256")[:16]
+        return self._literal_mac(f"doc\0{index_uuid}\0{doc_id}".encode())[:16]
 
 
 class Ledger:
