@@ -528,6 +528,7 @@ def test_literal_hashes_are_hmac_sha256_under_the_literal_key() -> None:
         assert guard.hasher("national_id", "110101") == \
             hmac.new(first, b"national_id\x00110101", hashlib.sha256).hexdigest()[:24]
         assert guard.record_key("uuid", "r1") == hmac.new(first, b"doc\x00uuid\x00r1", hashlib.sha256).digest()[:16]
+    assert first not in repr(guard).encode() and repr(first) not in repr(guard)  # no key in a log line
     guard.literal_key = second
     assert guard.hasher("national_id", "110101") == \
         hmac.new(second, b"national_id\x00110101", hashlib.sha256).hexdigest()[:24]

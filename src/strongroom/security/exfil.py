@@ -58,7 +58,8 @@ class Guard:
     alerts: Any = None  # alerts.Alerts
     detector: Any = None  # dumps.DumpDetector
     canaries: Any = None  # canaries.CanaryStore
-    literal_key: bytes = field(default_factory=lambda: os.urandom(32))  # the server passes the persisted one
+    # the server passes the persisted one; never in a repr (a log line)
+    literal_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     dump_action: str = "block"  # block | slow | alert
     block_seconds: float = 3600.0
     slow_seconds: float = 2.0
@@ -69,7 +70,7 @@ class Guard:
     _canary_cache: dict[str, tuple[tuple[str, str | None], ...]] = field(default_factory=dict)
     _paged_lock: threading.Lock = field(default_factory=threading.Lock)
     detector_lock: threading.Lock = field(default_factory=threading.Lock)
-    _literal_macs: dict[bytes, Any] = field(default_factory=dict)  # literal_key → its keyed HMAC, copied per use
+    _literal_macs: dict[bytes, Any] = field(default_factory=dict, repr=False)  # literal_key → its keyed HMAC state
 
     def page_after(self, identity: str, size: int, window: float = 600.0) -> int:
         """Records one identity asked for through search_after within `window` seconds, this page included."""
