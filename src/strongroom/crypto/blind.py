@@ -20,11 +20,11 @@ Nothing here puts a value into an error message.
 
 from __future__ import annotations
 
-import hmac
 import re
 import unicodedata
 from datetime import date
-from hashlib import sha256
+
+from .keyed import KeyedMac
 
 TOKEN_BYTES = 16
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -46,12 +46,12 @@ def _b32(mac: bytes, p: list[str] = _PAIRS) -> str:
 class Tokenizer:
     """Deterministic keyed tokens for one field and variant."""
 
-    __slots__ = ("_hmac", "_memos", "_exact")
+    __slots__ = ("_mac", "_memos", "_exact")
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes) or len(key) != 32:
             raise ValueError("a token key is 32 bytes")
-        self._hmac = hmac.new(key, digestmod=sha256)  # keyed state, copied per token
+        self._mac = KeyedMac(key)
         self._memos: dict[bytes, dict[str, str]] = {}  # per tag: text → token
         self._exact = self._memo(b"x|")
 
@@ -63,9 +63,7 @@ class Tokenizer:
 
     def _mint(self, tag: bytes, text: str, memo: dict[str, str]) -> str:
         normalized = text if text.isascii() else unicodedata.normalize("NFKC", text)  # NFKC keeps ASCII as is
-        mac = self._hmac.copy()
-        mac.update(tag + normalized.encode("utf-8", "surrogatepass"))
-        token = _b32(mac.digest()[:TOKEN_BYTES])
+        token = _b32(self._mac.digest(tag + normalized.encode("utf-8", "surrogatepass"))[:TOKEN_BYTES])
         if len(memo) >= MEMO_ENTRIES:
             memo.clear()
         memo[text] = token

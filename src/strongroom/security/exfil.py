@@ -22,19 +22,18 @@ and, on a finding, raises an alert and blocks or slows the identity (`dumps.acti
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from ..crypto.keyed import KeyedMac
 from ..errors import AuditUnavailableError, StrongroomError, TooManyRequestsError
 from .dumps import Observation
 from .limits import Limits
@@ -70,7 +69,7 @@ class Guard:
     _canary_cache: dict[str, tuple[tuple[str, str | None], ...]] = field(default_factory=dict)
     _paged_lock: threading.Lock = field(default_factory=threading.Lock)
     detector_lock: threading.Lock = field(default_factory=threading.Lock)
-    _literal_macs: dict[bytes, Any] = field(default_factory=dict, repr=False)  # literal_key → its keyed HMAC state
+    _literal_macs: dict[bytes, KeyedMac] = field(default_factory=dict, repr=False)  # literal_key → its MAC
 
     def page_after(self, identity: str, size: int, window: float = 600.0) -> int:
         """Records one identity asked for through search_after within `window` seconds, this page included."""
@@ -87,16 +86,12 @@ class Guard:
         return self._literal_mac(f"{field_name}\0{value}".encode()).hex()[:24]
 
     def _literal_mac(self, message: bytes) -> bytes:
-        """HMAC-SHA256 under `literal_key`, from a keyed state copied per call: inside a request a copy
-        costs ~6 µs less than a one-shot HMAC, whose digest lookup the request's other work has evicted
-        from the CPU caches."""
-        base = self._literal_macs.get(self.literal_key)
-        if base is None:
+        """HMAC-SHA256 under `literal_key` (whichever key the guard holds now)."""
+        mac = self._literal_macs.get(self.literal_key)
+        if mac is None:
             self._literal_macs.clear()
-            base = self._literal_macs[self.literal_key] = hmac.new(self.literal_key, digestmod=sha256)
-        mac = base.copy()
-        mac.update(message)
-        return mac.digest()
+            mac = self._literal_macs[self.literal_key] = KeyedMac(self.literal_key)
+        return mac.digest(message)
 
     def close(self) -> None:
         """At shutdown: the audit's final checkpoint, the budgets' state, the webhooks' queues."""
