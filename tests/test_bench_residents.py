@@ -16,13 +16,12 @@ CLASSES = {"national_id", "phone", "full_name", "address", "name_place_year", "c
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 def test_residents_benchmark_runs_and_reports_every_class(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "residents.py"), "--residents", "3000",
-                           "--queries", "100", "--clients", "1,2", "--results-dir", str(results)],
-                          capture_output=True, text=True, timeout=280, cwd=ROOT,
-                          env={**os.environ, "STRONGROOM_BENCH_CACHE": str(tmp_path / "cache")})
+    kept = tmp_path / "kept"
+    done = run_bench(tmp_path, "--queries", "100", "--clients", "1,2", "--results-dir", str(results),
+                     "--keep", str(kept))
     assert done.returncode == 0, done.stdout + done.stderr
 
     (report_path,) = results.glob("residents-*.json")
@@ -48,3 +47,37 @@ def test_residents_benchmark_runs_and_reports_every_class(tmp_path: Path) -> Non
     assert report_path.with_suffix(".md").read_text() in done.stdout
     assert "| exact national ID (term) |" in done.stdout and "| _mget of 10 ids |" in done.stdout
     assert "| HTTPS floor: trivial Starlette `GET /` (own process) |" in done.stdout
+    assert report["reused"] is None and report["settle_seconds"] >= 5
+
+    # --keep left both indexes; --reuse queries them again without loading
+    assert (kept / "tantivy" / "raw-1").is_dir() and (kept / "strongroom" / "data").is_dir()  # the last raw load
+    again = tmp_path / "again"
+    done = run_bench(tmp_path, "--queries", "40", "--clients", "1", "--results-dir", str(again),
+                     "--reuse", str(kept))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (reused_path,) = again.glob("residents-*.json")
+    reused = json.loads(reused_path.read_text())
+    assert reused["reused"] == str(kept) and reused["settle_seconds"] >= 5
+    assert reused["load"]["strongroom_docs_per_s"] is None and reused["load"]["raw_docs_per_s"] == {"1": None, "2": None}
+    assert reused["strongroom_memory"]["load_vmhwm_bytes"] is None
+    assert set(reused["classes"]) == CLASSES
+    assert all(entry["strongroom"]["1"]["p50_ms"] > 0 and entry["raw"]["1"]["p50_ms"] > 0
+               for entry in reused["classes"].values())
+    assert {t["target"][:2] for t in reused["targets"]} == {"1.", "2.", "3."}  # no load, one client count
+    assert "not measured (queries only" in done.stdout
+
+
+def test_keep_refuses_a_directory_in_use_and_reuse_one_without_a_run(tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "something").write_text("")
+    done = run_bench(tmp_path, "--keep", str(tmp_path / "full"))
+    assert done.returncode == 2 and "not empty" in done.stderr
+    done = run_bench(tmp_path, "--reuse", str(tmp_path / "nothing"))
+    assert done.returncode == 2 and "no kept run there" in done.stderr
+    assert not (tmp_path / "cache").exists()  # refused before the data set was even generated
+
+
+def run_bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "residents.py"), "--residents", "3000", *args],
+                          capture_output=True, text=True, timeout=230, cwd=ROOT,
+                          env={**os.environ, "STRONGROOM_BENCH_CACHE": str(tmp_path / "cache")})
