@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,12 +21,8 @@ CLASSES = {"national_id", "phone", "full_name", "address", "name_place_year", "c
 def test_residents_benchmark_runs_and_reports_every_class(tmp_path: Path) -> None:
     results = tmp_path / "results"
     kept = tmp_path / "kept"
-    done = run_bench(tmp_path, "--queries", "100", "--clients", "1,2", "--results-dir", str(results),
-                     "--keep", str(kept))
-    assert done.returncode == 0, done.stdout + done.stderr
-
-    (report_path,) = results.glob("residents-*.json")
-    report = json.loads(report_path.read_text())
+    done, report_path, report = report_of(tmp_path, results, "--queries", "100", "--clients", "1,2",
+                                          "--keep", str(kept))
     assert set(report["classes"]) == CLASSES
     for name, entry in report["classes"].items():
         for side in ("strongroom", "raw"):
@@ -50,15 +47,12 @@ def test_residents_benchmark_runs_and_reports_every_class(tmp_path: Path) -> Non
     assert report["reused"] is None and report["settle_seconds"] >= 5
 
     # --keep left both indexes; --reuse queries them again without loading
-    assert (kept / "tantivy" / "raw-1").is_dir() and (kept / "strongroom" / "data").is_dir()  # the last raw load
+    assert (kept / "tantivy" / "raw-1").is_dir() and (kept / "strongroom" / "data").is_dir()  # raw: its last load
     again = tmp_path / "again"
-    done = run_bench(tmp_path, "--queries", "40", "--clients", "1", "--results-dir", str(again),
-                     "--reuse", str(kept))
-    assert done.returncode == 0, done.stdout + done.stderr
-    (reused_path,) = again.glob("residents-*.json")
-    reused = json.loads(reused_path.read_text())
+    done, _, reused = report_of(tmp_path, again, "--queries", "40", "--clients", "1", "--reuse", str(kept))
     assert reused["reused"] == str(kept) and reused["settle_seconds"] >= 5
-    assert reused["load"]["strongroom_docs_per_s"] is None and reused["load"]["raw_docs_per_s"] == {"1": None, "2": None}
+    assert reused["load"]["strongroom_docs_per_s"] is None
+    assert reused["load"]["raw_docs_per_s"] == {"1": None, "2": None}
     assert reused["strongroom_memory"]["load_vmhwm_bytes"] is None
     assert set(reused["classes"]) == CLASSES
     assert all(entry["strongroom"]["1"]["p50_ms"] > 0 and entry["raw"]["1"]["p50_ms"] > 0
@@ -75,6 +69,14 @@ def test_keep_refuses_a_directory_in_use_and_reuse_one_without_a_run(tmp_path: P
     done = run_bench(tmp_path, "--reuse", str(tmp_path / "nothing"))
     assert done.returncode == 2 and "no kept run there" in done.stderr
     assert not (tmp_path / "cache").exists()  # refused before the data set was even generated
+
+
+def report_of(tmp_path: Path, results: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path, Any]:
+    """Runs the benchmark into `results`: its process, its JSON report's path, the report."""
+    done = run_bench(tmp_path, "--results-dir", str(results), *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (report_path,) = results.glob("residents-*.json")
+    return done, report_path, json.loads(report_path.read_text())
 
 
 def run_bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
