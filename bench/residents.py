@@ -22,8 +22,8 @@ include budget bookkeeping only as far as an unmetered identity pays for it.
   rows before its clock starts; Strongroom's loaders build each body as they send it (~7 ms per body
   of 2,000, ~1 % of the time the server takes for it).
 - before the queries, the harness waits until the server and its workers are idle (under 5 % of a
-  core over 5 s, at most 15 minutes; the wait is reported): at 10M the merges that follow the load's
-  refresh can run for minutes, and queries beside them would measure the merges.
+  core over 5 s, at most 15 minutes; the wait is reported): after a large load, background work
+  (merges, the log cut at a checkpoint) can go on for minutes, and queries beside it would measure it.
 - per query class, latency (ms): from sending the request to the parsed JSON answer on a keep-alive
   HTTPS connection (http.client), so TLS, auth, audit, planning, blind tokens, unsealing every hit
   and the HTTP stack are all inside; p50/p95/p99 come from the 1-client run. Throughput (req/s): all
@@ -218,9 +218,9 @@ def run_rounds(workers_for: Callable[[str], Sequence[Callable[[dict[str, Any]], 
     return {cls: figures(latencies[cls], wall[cls]) for cls in work}
 
 
-# Before the queries, the server must be idle: at 10M a merge of large segments can run for minutes after
-# the load's refresh, and queries beside it measure the merge (2026-11-29: the first 10M run on Debian's
-# Python had 1-client p99s of 12-22 ms against 2.9 ms with 2 clients afterwards).
+# Before the queries, the server must be idle: after a large load its background work (merges, the log
+# cut at a checkpoint) can go on for minutes, and queries beside it would measure that work too
+# (2026-11-29: the first 10M run's data directory shrank by 0.6 GB during its queries).
 SETTLE_WINDOW = 5.0  # seconds
 SETTLE_BUSY = 0.05  # of one core
 SETTLE_LIMIT = 900.0  # seconds
@@ -378,32 +378,37 @@ class Server:
                 return int(line.split()[1]) * 1024
         raise KeyError(key)
 
-    def children_status(self, key: str) -> int:
-        """The sum of a /proc status figure over the server's child processes (its ingest workers)."""
-        total = 0
+    def _family(self) -> list[tuple[Path, list[str], bool]]:
+        """(/proc directory, stat fields after the name, is a child) of the server and its child processes
+        (its ingest workers); processes that end meanwhile are left out."""
+        out = []
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == self.process.pid:
-                    for line in (stat.parent / "status").read_text().splitlines():
+                child = int(fields[1]) == self.process.pid
+                if child or int(stat.parent.name) == self.process.pid:
+                    out.append((stat.parent, fields, child))
+            except (OSError, IndexError, ValueError):
+                continue
+        return out
+
+    def children_status(self, key: str) -> int:
+        """The sum of a /proc status figure over the server's child processes (its ingest workers)."""
+        total = 0
+        for directory, _fields, child in self._family():
+            try:
+                if child:
+                    for line in (directory / "status").read_text().splitlines():
                         if line.startswith(key + ":"):
                             total += int(line.split()[1]) * 1024
-            except (OSError, IndexError, ValueError):
+            except OSError:
                 continue  # a process that ended meanwhile
         return total
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) the server and its child processes (ingest workers) have used so far."""
+        """CPU time (user + system) the server and its child processes have used so far."""
         tick = os.sysconf("SC_CLK_TCK")
-        total = 0.0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                if int(stat.parent.name) == self.process.pid or int(fields[1]) == self.process.pid:
-                    total += (int(fields[11]) + int(fields[12])) / tick
-            except (OSError, IndexError, ValueError):
-                continue
-        return total
+        return sum(int(fields[11]) + int(fields[12]) for _directory, fields, _child in self._family()) / tick
 
     def settle(self, window: float = SETTLE_WINDOW, limit: float = SETTLE_LIMIT) -> float:
         """Waits until the server is idle (under SETTLE_BUSY of a core over `window` seconds: the merges
@@ -634,8 +639,8 @@ def strongroom_run(rows: Sequence[Row], work: dict[str, list[dict[str, Any]]], c
         finally:
             floor.stop()
         return {"bulk_docs_per_s": len(rows) / load_seconds if load_seconds else None,
-                "load_seconds": load_seconds, "settle_seconds": settle_seconds, "memory": memory, "index_bytes": server.index_bytes(),
-                "classes": classes, "floors": floors}
+                "load_seconds": load_seconds, "settle_seconds": settle_seconds, "memory": memory,
+                "index_bytes": server.index_bytes(), "classes": classes, "floors": floors}
     finally:
         server.stop()
 
@@ -719,9 +724,8 @@ def markdown(report: dict[str, Any]) -> str:
                    f"{load['raw_docs_per_s']['1']:,.0f} | {load['ratio_1_thread']:.2f}× |")
         loads = [one, f"| bulk load, docs/s (raw: 2 threads) | {load['strongroom_docs_per_s']:,.0f} | "
                       f"{load['raw_docs_per_s']['2']:,.0f} | {load['ratio_2_threads']:.2f}× |"]
-    load_rss = f"{mem['load_vmhwm_bytes'] / mib:,.0f}" if mem["load_vmhwm_bytes"] else "not measured"
-    workers = mem["load_workers_vmhwm_bytes"]
-    workers_rss = f"{workers / mib:,.0f}" if workers is not None else "not measured"
+    load_rss, workers_rss = (f"{mem[key] / mib:,.0f}" if mem[key] is not None else "not measured"
+                             for key in ("load_vmhwm_bytes", "load_workers_vmhwm_bytes"))
     lines += ["", "| measure | Strongroom | raw tantivy | ratio |", "|---|---|---|---|", *loads,
               f"| index on disk per 1M residents (linear extrapolation), MiB | "
               f"{report['disk']['strongroom_bytes_per_million'] / mib:,.0f} | "
